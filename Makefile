@@ -1,0 +1,24 @@
+# Two entry points for a fresh machine: `make run` (main job) and `make test`.
+# Everything is installed from the lock file by uv; uv itself comes from PyPI if missing.
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+UV := python3 -m uv
+PYTHON ?= python3
+
+.PHONY: bootstrap run test lint bench
+
+bootstrap:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==0.13.8"
+	@$(UV) sync --frozen --quiet
+
+run: bootstrap
+	$(UV) run --frozen shiprisk run
+
+test: bootstrap
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen pytest
+
+lint: bootstrap
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
