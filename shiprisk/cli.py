@@ -51,5 +51,78 @@ def data_validate(
         raise typer.Exit(code=1)
 
 
+@app.command("train")
+def train_cmd(
+    data: Annotated[
+        Path | None, typer.Option(help="history file (default: the simulated dataset)")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="training config (YAML)")] = None,
+    mapping: Annotated[Path | None, typer.Option(help="column/value mapping for --data")] = None,
+    rows: Annotated[int | None, typer.Option(help="rows to simulate if no dataset exists")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed for a simulated dataset")] = None,
+) -> None:
+    """Train LightGBM + baseline, log to MLflow, register the version as 'challenger'."""
+    from shiprisk.training.train import TrainingDataError, train
+
+    path = data or _ensure_dataset(rows, seed)
+    try:
+        result = train(path, config_file=config, mapping=mapping, console=console)
+    except TrainingDataError as exc:
+        console.print(f"[red]training refused:[/red] {exc}")
+        raise typer.Exit(code=2) from exc
+    console.print(f"run {result.run_id}: version {result.version} is the challenger")
+
+
+@app.command("promote")
+def promote_cmd(
+    max_ratio: Annotated[
+        float | None, typer.Option(help="gate: challenger log loss <= ratio x champion's")
+    ] = None,
+) -> None:
+    """Move 'champion' to the challenger if it passes the gate on the frozen set."""
+    from shiprisk.models.registry import configure
+    from shiprisk.training.config import load_config
+    from shiprisk.training.promote import promote
+
+    configure()
+    ratio = max_ratio or load_config().promotion.max_log_loss_ratio
+    decision = promote(ratio)
+    for reason in decision.reasons:
+        console.print(f"  {reason}")
+    if decision.accepted:
+        console.print(f"[green]accepted:[/green] version {decision.challenger} is champion")
+    else:
+        console.print(f"[yellow]refused:[/yellow] champion stays {decision.champion_before}")
+        raise typer.Exit(code=1)
+
+
+@app.command("rollback")
+def rollback_cmd() -> None:
+    """Restore the previous champion."""
+    from shiprisk.models.registry import configure, rollback
+
+    configure()
+    try:
+        before, after = rollback()
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(code=1) from exc
+    console.print(f"champion moved back from version {before} to version {after}")
+
+
+def _ensure_dataset(rows: int | None, seed: int | None) -> Path:
+    """The default simulated dataset, generated on first use."""
+    from shiprisk.data.simulator import generate_to_parquet
+    from shiprisk.settings import get_settings
+
+    settings = get_settings()
+    path = settings.default_dataset
+    if not path.exists():
+        n = rows or settings.default_rows
+        console.print(f"no dataset at {path}: simulating {n:,} shipments")
+        generate_to_parquet(rows=n, seed=seed or settings.default_seed, output=path)
+    return path
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()

@@ -29,8 +29,14 @@ TRACKING_LEVELS: dict[str, int] = {"none": 0, "partial": 1, "full": 2}
 ZONES = (1, 2, 3, 4, 5)
 UNKNOWN_COUNTRY = "??"
 """Row used for a country missing from the catalog: scored, with a warning, as below."""
-UNKNOWN_DESTINATION = {"zone": 5, "risk_tier": 2, "customs_tier": 2, "cod_share": 0.2,
-                       "remote_share": 0.1, "customs_hold_days": 3}  # fmt: skip
+UNKNOWN_DESTINATION = {
+    "zone": 5,
+    "risk_tier": 2,
+    "customs_tier": 2,
+    "cod_share": 0.2,
+    "remote_share": 0.1,
+    "customs_hold_days": 3,
+}
 
 
 class ZonePrice(BaseModel):
@@ -143,13 +149,15 @@ class Catalog:
         """Row index of each country in the destination tables (unknown -> last row)."""
         unknown = len(self.countries)
         index = self.country_index
-        return np.fromiter((index.get(c, unknown) for c in countries), dtype=np.int64,
-                           count=len(countries))  # fmt: skip
+        return np.fromiter(
+            (index.get(c, unknown) for c in countries), dtype=np.int64, count=len(countries)
+        )
 
     def usd_rate(self, currencies: np.ndarray | list[str]) -> np.ndarray:
         rates = {k: v.usd_per_unit for k, v in self.currencies.items()}
-        return np.fromiter((rates.get(c, np.nan) for c in currencies), dtype=np.float64,
-                           count=len(currencies))  # fmt: skip
+        return np.fromiter(
+            (rates.get(c, np.nan) for c in currencies), dtype=np.float64, count=len(currencies)
+        )
 
     # -- destination tables (one row per country + unknown) ---------------------------
     def destination_column(self, name: str) -> np.ndarray:
@@ -166,8 +174,9 @@ class Catalog:
         """A per-channel numeric attribute as an array of shape (C,)."""
         key = ("chan", name)
         if key not in self._cache:
-            self._cache[key] = np.asarray([_channel_attr(c, name) for c in self.channels],
-                                          dtype=np.float64)  # fmt: skip
+            self._cache[key] = np.asarray(
+                [_channel_attr(c, name) for c in self.channels], dtype=np.float64
+            )
         return self._cache[key]
 
     @cached_property
@@ -190,8 +199,8 @@ class Catalog:
             elig = ch.eligibility
             for i, d in enumerate(self.destinations):
                 listed = elig.destinations == "all" or d.country in elig.destinations
-                serves[i, j] = listed and d.country not in elig.excluded_destinations and (
-                    d.zone in ch.zones
+                serves[i, j] = (
+                    listed and d.country not in elig.excluded_destinations and (d.zone in ch.zones)
                 )
             serves[-1, j] = elig.destinations == "all" and UNKNOWN_DESTINATION["zone"] in ch.zones
         return serves
@@ -234,7 +243,7 @@ class Catalog:
     def chargeable_kg(self, weight_kg: np.ndarray, dims_cm: tuple) -> np.ndarray:
         """(n, C) billed weight: max(actual, volumetric) where the channel bills volume."""
         w = np.asarray(weight_kg, dtype=float)[:, None]
-        volume = (np.asarray(dims_cm[0]) * np.asarray(dims_cm[1]) * np.asarray(dims_cm[2]))
+        volume = np.asarray(dims_cm[0]) * np.asarray(dims_cm[1]) * np.asarray(dims_cm[2])
         divisor = self.channel_column("volumetric_divisor")
         with np.errstate(divide="ignore", invalid="ignore"):
             vol_kg = np.where(divisor > 0, volume[:, None] / np.where(divisor > 0, divisor, 1), 0)

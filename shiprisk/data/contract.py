@@ -13,7 +13,6 @@ street addresses and phone numbers are deliberately not part of the contract.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -31,22 +30,60 @@ from pydantic import (
 Kind = Literal["str", "enum", "int", "float", "bool", "datetime", "date"]
 
 MARKETPLACES = (
-    "amazon", "ebay", "aliexpress", "shopify", "etsy", "walmart", "shopee", "mercadolibre",
+    "amazon",
+    "ebay",
+    "aliexpress",
+    "shopify",
+    "etsy",
+    "walmart",
+    "shopee",
+    "mercadolibre",
     "other",
-)  # fmt: skip
+)
 PAYMENT_METHODS = ("prepaid", "cod")
 DUTIES_TERMS = ("DDP", "DDU")
 GOODS_CATEGORIES = (
-    "apparel", "electronics", "jewelry", "cosmetics", "batteries", "liquids", "documents",
-    "toys", "home", "branded_goods",
-)  # fmt: skip
+    "apparel",
+    "electronics",
+    "jewelry",
+    "cosmetics",
+    "batteries",
+    "liquids",
+    "documents",
+    "toys",
+    "home",
+    "branded_goods",
+)
+VALUABLE_GOODS = ("electronics", "jewelry")
+"""Goods thieves target: envelopes and outer-label wording matter most for these."""
+SENSITIVE_GOODS = ("batteries", "liquids", "cosmetics", "branded_goods")
+"""Goods customs inspect more often (dangerous goods, IP checks)."""
+SOFT_PACKAGING = ("envelope", "poly_mailer")
 PACKAGING_TYPES = ("envelope", "poly_mailer", "box", "reinforced_box")
 ADDRESS_QUALITIES = ("verified", "unverified", "corrected")
 OUTCOMES = ("delivered", "lost", "rejected")
 CURRENCIES = (
-    "USD", "EUR", "GBP", "CNY", "HKD", "JPY", "AUD", "CAD", "CHF", "BRL", "MXN", "INR", "AED",
-    "SAR", "SGD", "MYR", "THB", "KRW", "CLP", "PLN",
-)  # fmt: skip
+    "USD",
+    "EUR",
+    "GBP",
+    "CNY",
+    "HKD",
+    "JPY",
+    "AUD",
+    "CAD",
+    "CHF",
+    "BRL",
+    "MXN",
+    "INR",
+    "AED",
+    "SAR",
+    "SGD",
+    "MYR",
+    "THB",
+    "KRW",
+    "CLP",
+    "PLN",
+)
 """Currencies the contract accepts; ``catalogs/currencies.csv`` holds a rate for each."""
 
 COUNTRY_PATTERN = r"^[A-Z]{2}$"
@@ -76,60 +113,143 @@ class FieldSpec:
 
 
 FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("order_id", "str", "Seller's order reference (no personal data).",
-              pattern=ID_PATTERN, max_length=64, example="SO-100234"),
-    FieldSpec("created_at", "datetime", "When the shipment was created (timezone-aware; "
-              "naive values in files are read as UTC).", example="2025-11-03T09:30:00Z"),
-    FieldSpec("marketplace", "enum", "Sales channel of the order.", values=MARKETPLACES,
-              example="amazon"),
-    FieldSpec("payment_method", "enum", "Prepaid, or cash on delivery.",
-              values=PAYMENT_METHODS, example="prepaid"),
-    FieldSpec("duties_terms", "enum", "Who pays import duties: seller (DDP) or buyer (DDU).",
-              values=DUTIES_TERMS, example="DDU"),
-    FieldSpec("recipient_tax_id_present", "bool",
-              "Recipient tax id (CPF, PCCC, RFC...) is on the customs form.", example=False),
-    FieldSpec("buyer_prior_orders", "int", "Buyer's earlier orders with this seller.",
-              unit="orders", ge=0, le=100_000, example=3),
-    FieldSpec("buyer_prior_refusals", "int", "Of those, how many the buyer refused.",
-              unit="orders", ge=0, le=100_000, example=0),
-    FieldSpec("goods_category", "enum", "Main goods category of the parcel.",
-              values=GOODS_CATEGORIES, example="electronics"),
-    FieldSpec("item_count", "int", "Items in the parcel.", unit="items", ge=1, le=10_000,
-              example=1),
-    FieldSpec("declared_value", "float", "Declared customs value, in `currency`.",
-              unit="currency", gt=0, le=1_000_000, example=120.0),
-    FieldSpec("currency", "enum", "ISO 4217 code of `declared_value`.", values=CURRENCIES,
-              example="USD"),
-    FieldSpec("weight_kg", "float", "Actual gross weight.", unit="kg", gt=0, le=500,
-              example=0.8),
-    FieldSpec("length_cm", "float", "Longest side of the parcel.", unit="cm", gt=0, le=400,
-              example=30.0),
+    FieldSpec(
+        "order_id",
+        "str",
+        "Seller's order reference (no personal data).",
+        pattern=ID_PATTERN,
+        max_length=64,
+        example="SO-100234",
+    ),
+    FieldSpec(
+        "created_at",
+        "datetime",
+        "When the shipment was created (timezone-aware; naive values in files are read as UTC).",
+        example="2025-11-03T09:30:00Z",
+    ),
+    FieldSpec(
+        "marketplace", "enum", "Sales channel of the order.", values=MARKETPLACES, example="amazon"
+    ),
+    FieldSpec(
+        "payment_method",
+        "enum",
+        "Prepaid, or cash on delivery.",
+        values=PAYMENT_METHODS,
+        example="prepaid",
+    ),
+    FieldSpec(
+        "duties_terms",
+        "enum",
+        "Who pays import duties: seller (DDP) or buyer (DDU).",
+        values=DUTIES_TERMS,
+        example="DDU",
+    ),
+    FieldSpec(
+        "recipient_tax_id_present",
+        "bool",
+        "Recipient tax id (CPF, PCCC, RFC...) is on the customs form.",
+        example=False,
+    ),
+    FieldSpec(
+        "buyer_prior_orders",
+        "int",
+        "Buyer's earlier orders with this seller.",
+        unit="orders",
+        ge=0,
+        le=100_000,
+        example=3,
+    ),
+    FieldSpec(
+        "buyer_prior_refusals",
+        "int",
+        "Of those, how many the buyer refused.",
+        unit="orders",
+        ge=0,
+        le=100_000,
+        example=0,
+    ),
+    FieldSpec(
+        "goods_category",
+        "enum",
+        "Main goods category of the parcel.",
+        values=GOODS_CATEGORIES,
+        example="electronics",
+    ),
+    FieldSpec(
+        "item_count", "int", "Items in the parcel.", unit="items", ge=1, le=10_000, example=1
+    ),
+    FieldSpec(
+        "declared_value",
+        "float",
+        "Declared customs value, in `currency`.",
+        unit="currency",
+        gt=0,
+        le=1_000_000,
+        example=120.0,
+    ),
+    FieldSpec(
+        "currency", "enum", "ISO 4217 code of `declared_value`.", values=CURRENCIES, example="USD"
+    ),
+    FieldSpec("weight_kg", "float", "Actual gross weight.", unit="kg", gt=0, le=500, example=0.8),
+    FieldSpec(
+        "length_cm", "float", "Longest side of the parcel.", unit="cm", gt=0, le=400, example=30.0
+    ),
     FieldSpec("width_cm", "float", "Second side.", unit="cm", gt=0, le=400, example=20.0),
     FieldSpec("height_cm", "float", "Third side.", unit="cm", gt=0, le=400, example=10.0),
-    FieldSpec("packaging", "enum", "Outer packaging.", values=PACKAGING_TYPES,
-              example="box"),
+    FieldSpec("packaging", "enum", "Outer packaging.", values=PACKAGING_TYPES, example="box"),
     FieldSpec("fragile", "bool", "Marked fragile.", example=False),
-    FieldSpec("valuable_wording", "bool",
-              "Outer label names valuables (gold, jewelry, phone...).", example=False),
-    FieldSpec("destination_country", "str", "ISO 3166-1 alpha-2 code of the destination.",
-              pattern=COUNTRY_PATTERN, max_length=2, example="US"),
-    FieldSpec("remote_area", "bool", "Destination postcode is a carrier remote area.",
-              example=False),
-    FieldSpec("address_quality", "enum", "Address check result.", values=ADDRESS_QUALITIES,
-              example="verified"),
-)  # fmt: skip
+    FieldSpec(
+        "valuable_wording",
+        "bool",
+        "Outer label names valuables (gold, jewelry, phone...).",
+        example=False,
+    ),
+    FieldSpec(
+        "destination_country",
+        "str",
+        "ISO 3166-1 alpha-2 code of the destination.",
+        pattern=COUNTRY_PATTERN,
+        max_length=2,
+        example="US",
+    ),
+    FieldSpec(
+        "remote_area", "bool", "Destination postcode is a carrier remote area.", example=False
+    ),
+    FieldSpec(
+        "address_quality",
+        "enum",
+        "Address check result.",
+        values=ADDRESS_QUALITIES,
+        example="verified",
+    ),
+)
 
-CHANNEL_FIELD = FieldSpec("channel_id", "str", "Shipping channel id from the channel catalog.",
-                          pattern=CHANNEL_PATTERN, max_length=40, example="epacket")  # fmt: skip
-SHIPMENT_ID_FIELD = FieldSpec("shipment_id", "str", "Unique shipment id.", pattern=ID_PATTERN,
-                              max_length=64, example="SH-000001")  # fmt: skip
-OUTCOME_FIELD = FieldSpec("outcome", "enum", "What happened to the parcel.", values=OUTCOMES,
-                          example="delivered")  # fmt: skip
-OUTCOME_DATE_FIELD = FieldSpec("outcome_date", "date", "When the outcome became known.",
-                               example="2025-11-20")  # fmt: skip
+CHANNEL_FIELD = FieldSpec(
+    "channel_id",
+    "str",
+    "Shipping channel id from the channel catalog.",
+    pattern=CHANNEL_PATTERN,
+    max_length=40,
+    example="epacket",
+)
+SHIPMENT_ID_FIELD = FieldSpec(
+    "shipment_id",
+    "str",
+    "Unique shipment id.",
+    pattern=ID_PATTERN,
+    max_length=64,
+    example="SH-000001",
+)
+OUTCOME_FIELD = FieldSpec(
+    "outcome", "enum", "What happened to the parcel.", values=OUTCOMES, example="delivered"
+)
+OUTCOME_DATE_FIELD = FieldSpec(
+    "outcome_date", "date", "When the outcome became known.", example="2025-11-20"
+)
 
 SPECS: dict[str, FieldSpec] = {
-    f.name: f for f in (*FIELDS, CHANNEL_FIELD, SHIPMENT_ID_FIELD, OUTCOME_FIELD, OUTCOME_DATE_FIELD)
+    f.name: f
+    for f in (*FIELDS, CHANNEL_FIELD, SHIPMENT_ID_FIELD, OUTCOME_FIELD, OUTCOME_DATE_FIELD)
 }
 SHIPMENT_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS)
 OPEN_FIELDS: tuple[str, ...] = ("shipment_id", *SHIPMENT_FIELDS, "channel_id")
@@ -149,22 +269,30 @@ Rule = tuple[str, str, Callable[[Mapping[str, Any]], Any]]
 
 CROSS_FIELD_RULES: dict[str, tuple[Rule, ...]] = {
     "request": (
-        ("buyer_prior_refusals", "cannot exceed buyer_prior_orders",
-         lambda r: np.asarray(r["buyer_prior_refusals"]) <= np.asarray(r["buyer_prior_orders"])),
+        (
+            "buyer_prior_refusals",
+            "cannot exceed buyer_prior_orders",
+            lambda r: np.asarray(r["buyer_prior_refusals"]) <= np.asarray(r["buyer_prior_orders"]),
+        ),
     ),
     "history": (
-        ("outcome_date", "cannot be before created_at",
-         lambda r: _as_day(r["outcome_date"]) >= _as_day(r["created_at"])),
+        (
+            "outcome_date",
+            "cannot be before created_at",
+            lambda r: _as_day(r["outcome_date"]) >= _as_day(r["created_at"]),
+        ),
     ),
-}  # fmt: skip
+}
 
 
 def _as_day(value: Any) -> Any:
     """Days since epoch for a date/datetime scalar or a pandas Series (rules compare days)."""
     if hasattr(value, "dt"):  # pandas Series
-        return value.dt.tz_localize(None).values.astype("datetime64[D]") if getattr(
-            value.dt, "tz", None
-        ) else value.values.astype("datetime64[D]")
+        return (
+            value.dt.tz_localize(None).values.astype("datetime64[D]")
+            if getattr(value.dt, "tz", None)
+            else value.values.astype("datetime64[D]")
+        )
     if isinstance(value, datetime):
         value = value.date()
     return np.datetime64(value, "D")
@@ -261,12 +389,27 @@ class CandidateChannel(BaseModel):
     """A channel the seller wants priced, optionally with its own quote (USD)."""
 
     model_config = ConfigDict(extra="forbid")
-    channel_id: str = Field(pattern=CHANNEL_PATTERN, max_length=40, min_length=1,
-                            description="Channel id from the catalog.", examples=["epacket"])  # fmt: skip
-    quoted_price_usd: float | None = Field(default=None, ge=0, le=100_000, allow_inf_nan=False,
-                                           description="Seller's negotiated price, USD.")  # fmt: skip
-    quoted_premium_usd: float | None = Field(default=None, ge=0, le=100_000, allow_inf_nan=False,
-                                             description="Insurance premium quote, USD.")  # fmt: skip
+    channel_id: str = Field(
+        pattern=CHANNEL_PATTERN,
+        max_length=40,
+        min_length=1,
+        description="Channel id from the catalog.",
+        examples=["epacket"],
+    )
+    quoted_price_usd: float | None = Field(
+        default=None,
+        ge=0,
+        le=100_000,
+        allow_inf_nan=False,
+        description="Seller's negotiated price, USD.",
+    )
+    quoted_premium_usd: float | None = Field(
+        default=None,
+        ge=0,
+        le=100_000,
+        allow_inf_nan=False,
+        description="Insurance premium quote, USD.",
+    )
 
 
 ShipmentFields = _build(
@@ -283,10 +426,14 @@ ShipmentRequest = _build(
         "channel_id": _pydantic_field(CHANNEL_FIELD, required=False),
         "candidates": (
             list[CandidateChannel] | None,
-            Field(default=None, max_length=MAX_CANDIDATES, min_length=1,
-                  description="Channels to price (default: every eligible channel)."),
+            Field(
+                default=None,
+                max_length=MAX_CANDIDATES,
+                min_length=1,
+                description="Channels to price (default: every eligible channel).",
+            ),
         ),
-    },  # fmt: skip
+    },
     ShipmentFields,
 )
 

@@ -1,0 +1,359 @@
+"""The one feature pipeline: contract rows on a channel -> a float matrix for LightGBM.
+
+:class:`ShipmentFeaturizer` follows scikit-learn's transformer contract (``fit`` returns
+self, learned attributes end in ``_``). It has two entry points over the same learned
+attributes and the same arithmetic (:func:`_encode`):
+
+* ``transform(frame)`` for training and batch scoring (a DataFrame in);
+* ``transform_records(records)`` / ``encode_channels(record, channels)`` for online
+  scoring: plain dicts in, no DataFrame built.
+
+Categorical fields become integer codes (0 = unknown, never seen in training) in a float
+array; LightGBM is told which columns are categorical through :attr:`categorical_features_`.
+Destination and channel attributes are snapshotted from the catalogs at ``fit`` so a stored
+model keeps meaning the same thing when the catalogs change. The fitted state is plain
+JSON (:meth:`to_dict` / :meth:`from_dict`): no pickle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shiprisk.data.catalogs import (
+    CHANNEL_TYPES,
+    TRACKING_LEVELS,
+    UNKNOWN_DESTINATION,
+    Catalog,
+    load_catalog,
+)
+from shiprisk.data.contract import SENSITIVE_GOODS, SOFT_PACKAGING, VALUABLE_GOODS
+
+FORMAT_VERSION = 1
+CATEGORICAL_FIELDS: tuple[str, ...] = (
+    "marketplace",
+    "payment_method",
+    "duties_terms",
+    "goods_category",
+    "packaging",
+    "address_quality",
+    "destination_country",
+    "channel_id",
+)
+NUMERIC_FIELDS: tuple[str, ...] = (
+    "declared_value",
+    "weight_kg",
+    "length_cm",
+    "width_cm",
+    "height_cm",
+    "item_count",
+    "buyer_prior_orders",
+    "buyer_prior_refusals",
+)
+BOOL_FIELDS: tuple[str, ...] = (
+    "recipient_tax_id_present",
+    "fragile",
+    "valuable_wording",
+    "remote_area",
+)
+STRING_FIELDS: tuple[str, ...] = (*CATEGORICAL_FIELDS, "currency")
+INPUT_FIELDS: tuple[str, ...] = (
+    *CATEGORICAL_FIELDS,
+    *NUMERIC_FIELDS,
+    *BOOL_FIELDS,
+    "currency",
+    "created_at",
+)
+"""Contract fields the pipeline reads (everything else in a row is ignored)."""
+
+DESTINATION_ATTRS: tuple[str, ...] = (
+    "zone",
+    "risk_tier",
+    "customs_tier",
+    "cod_share",
+    "remote_share",
+    "requires_tax_id",
+    "customs_hold_days",
+)
+CHANNEL_ATTRS: tuple[str, ...] = ("tracking_level", "channel_type_code", "liability_usd")
+UNKNOWN_CHANNEL = {
+    "tracking_level": 1.0,
+    "channel_type_code": -1.0,
+    "liability_usd": 0.0,
+    "transit_min": 10.0,
+    "transit_max": 25.0,
+}
+"""Attributes assumed for a channel the pipeline has never heard of (scored with a warning)."""
+
+FEATURES: tuple[str, ...] = (
+    # categorical codes
+    *CATEGORICAL_FIELDS,
+    "channel_type",
+    # shipment
+    "log_value_usd",
+    "log_value_per_kg",
+    "log_value_per_item",
+    "weight_kg",
+    "volumetric_kg",
+    "volume_ratio",
+    "longest_cm",
+    "item_count",
+    "month",
+    "weekday",
+    "peak_season",
+    "tax_id_present",
+    "fragile",
+    "valuable_wording",
+    "remote_area",
+    "buyer_prior_orders",
+    "buyer_prior_refusals",
+    "refusal_rate",
+    "new_buyer",
+    # destination (from the catalog snapshot)
+    *(f"dest_{a}" for a in DESTINATION_ATTRS),
+    # channel (from the catalog snapshot)
+    "tracking_level",
+    "liability_usd",
+    "transit_min",
+    "transit_max",
+    "transit_total",
+    # interactions that matter in this domain
+    "cod_x_risk_tier",
+    "soft_pack_valuable",
+    "untracked_log_value",
+    "sensitive_x_customs",
+    "ddu_x_customs",
+    "ddu_log_value_x_customs",
+    "missing_tax_id",
+    "wording_x_tracking",
+)
+CATEGORICAL_FEATURES: tuple[str, ...] = (*CATEGORICAL_FIELDS, "channel_type")
+PEAK_MONTHS = {11: 2.0, 12: 1.0}
+
+
+class ShipmentFeaturizer:
+    """Fit on contract rows (with ``channel_id``), then encode them for the risk model."""
+
+    def __init__(self, catalog: Catalog | None = None) -> None:
+        self.catalog = catalog
+
+    # -- fitting ------------------------------------------------------------------------
+    def fit(self, frame: pd.DataFrame, y: Any = None) -> ShipmentFeaturizer:
+        """Learn category codes from the data and snapshot the catalog lookups."""
+        catalog = self.catalog or load_catalog()
+        self.categories_ = {
+            f: sorted(str(v) for v in pd.unique(frame[f].astype(object)) if pd.notna(v))
+            for f in CATEGORICAL_FIELDS
+        }
+        self.categories_["channel_type"] = list(CHANNEL_TYPES)
+        self.destinations_ = {
+            d.country: [float(getattr(d, a)) for a in DESTINATION_ATTRS]
+            for d in catalog.destinations
+        }
+        self.unknown_destination_ = [
+            float(UNKNOWN_DESTINATION.get(a, 0.0)) for a in DESTINATION_ATTRS
+        ]
+        tmin, tmax = catalog.transit_days(np.arange(6))  # (zones, C)
+        self.channels_ = {
+            ch: {
+                **{a: float(catalog.channel_column(a)[j]) for a in CHANNEL_ATTRS},
+                "transit_min": [
+                    _nan_to(tmin[z, j], UNKNOWN_CHANNEL["transit_min"]) for z in range(6)
+                ],
+                "transit_max": [
+                    _nan_to(tmax[z, j], UNKNOWN_CHANNEL["transit_max"]) for z in range(6)
+                ],
+            }
+            for j, ch in enumerate(catalog.channel_ids)
+        }
+        self.usd_rates_ = {k: v.usd_per_unit for k, v in catalog.currencies.items()}
+        self.feature_names_ = list(FEATURES)
+        self.categorical_features_ = [FEATURES.index(f) for f in CATEGORICAL_FEATURES]
+        self._build_lookups()
+        return self
+
+    def _build_lookups(self) -> None:
+        """Derived (not stored) dicts for fast encoding; rebuilt after fit and from_dict."""
+        self._codes = {
+            f: {v: i + 1 for i, v in enumerate(vals)} for f, vals in self.categories_.items()
+        }
+        self._dest_rows = self.destinations_
+        self._chan = self.channels_
+
+    # -- the two entry points --------------------------------------------------------------
+    def transform(
+        self, frame: pd.DataFrame, channel_ids: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """Batch path: a DataFrame of contract rows -> (n, F) float64 array."""
+        cols: dict[str, Any] = {f: frame[f].to_numpy() for f in INPUT_FIELDS if f != "created_at"}
+        if channel_ids is not None:
+            cols["channel_id"] = np.asarray(channel_ids, dtype=object)
+        created = pd.to_datetime(frame["created_at"], utc=True)
+        cols["month"] = created.dt.month.to_numpy(dtype=np.float64)
+        cols["weekday"] = created.dt.weekday.to_numpy(dtype=np.float64)
+        return self._encode(cols)
+
+    def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Online path: contract dicts (each with ``channel_id``) -> (n, F); no DataFrame."""
+        cols: dict[str, Any] = {
+            f: np.array([r[f] for r in records], dtype=object if f in STRING_FIELDS else None)
+            for f in INPUT_FIELDS
+            if f != "created_at"
+        }
+        stamps = [_as_datetime(r["created_at"]) for r in records]
+        cols["month"] = np.array([t.month for t in stamps], dtype=np.float64)
+        cols["weekday"] = np.array([t.weekday() for t in stamps], dtype=np.float64)
+        return self._encode(cols)
+
+    def encode_channels(self, record: Mapping[str, Any], channel_ids: Sequence[str]) -> np.ndarray:
+        """One shipment on each of ``channel_ids`` -> (K, F): the online scoring shape."""
+        return self.transform_records([{**record, "channel_id": c} for c in channel_ids])
+
+    # -- the arithmetic, shared by both paths ---------------------------------------------------
+    def _encode(self, cols: dict[str, Any]) -> np.ndarray:
+        n = len(cols["channel_id"])
+        out = np.empty((n, len(FEATURES)), dtype=np.float64)
+        put = dict(zip(FEATURES, range(len(FEATURES)), strict=True))
+
+        for f in CATEGORICAL_FIELDS:
+            codes = self._codes[f]
+            out[:, put[f]] = [codes.get(v, 0) for v in cols[f]]
+
+        channels = [self._chan.get(c) for c in cols["channel_id"]]
+        chan_type = [c["channel_type_code"] if c else -1.0 for c in channels]
+        out[:, put["channel_type"]] = np.asarray(chan_type) + 1.0  # 0 = unknown
+
+        rates = self.usd_rates_
+        value = cols["declared_value"].astype(np.float64) * np.array(
+            [rates.get(c, np.nan) for c in cols["currency"]]
+        )
+        weight = cols["weight_kg"].astype(np.float64)
+        dims = [cols[k].astype(np.float64) for k in ("length_cm", "width_cm", "height_cm")]
+        items = cols["item_count"].astype(np.float64)
+        log_value = np.log1p(value)
+        volumetric = dims[0] * dims[1] * dims[2] / 5000.0
+        out[:, put["log_value_usd"]] = log_value
+        out[:, put["log_value_per_kg"]] = np.log1p(value / weight)
+        out[:, put["log_value_per_item"]] = np.log1p(value / items)
+        out[:, put["weight_kg"]] = weight
+        out[:, put["volumetric_kg"]] = volumetric
+        out[:, put["volume_ratio"]] = volumetric / weight
+        out[:, put["longest_cm"]] = np.maximum(np.maximum(dims[0], dims[1]), dims[2])
+        out[:, put["item_count"]] = items
+        month = cols["month"]
+        out[:, put["month"]] = month
+        out[:, put["weekday"]] = cols["weekday"]
+        out[:, put["peak_season"]] = [PEAK_MONTHS.get(int(m), 0.0) for m in month]
+        for src, dst in zip(
+            BOOL_FIELDS,
+            ("tax_id_present", "fragile", "valuable_wording", "remote_area"),
+            strict=True,
+        ):
+            out[:, put[dst]] = cols[src].astype(np.float64)
+        orders = cols["buyer_prior_orders"].astype(np.float64)
+        refusals = cols["buyer_prior_refusals"].astype(np.float64)
+        out[:, put["buyer_prior_orders"]] = orders
+        out[:, put["buyer_prior_refusals"]] = refusals
+        out[:, put["refusal_rate"]] = (refusals + 0.1) / (orders + 1.0)
+        out[:, put["new_buyer"]] = orders == 0
+
+        unknown_dest = self.unknown_destination_
+        dest = np.array(
+            [self._dest_rows.get(c, unknown_dest) for c in cols["destination_country"]],
+            dtype=np.float64,
+        ).reshape(n, len(DESTINATION_ATTRS))
+        for i, a in enumerate(DESTINATION_ATTRS):
+            out[:, put[f"dest_{a}"]] = dest[:, i]
+        zone = dest[:, DESTINATION_ATTRS.index("zone")].astype(np.int64)
+        hold = dest[:, DESTINATION_ATTRS.index("customs_hold_days")]
+
+        unknown = UNKNOWN_CHANNEL
+        tracking = np.array(
+            [c["tracking_level"] if c else unknown["tracking_level"] for c in channels]
+        )
+        tmin = np.array(
+            [
+                c["transit_min"][z] if c else unknown["transit_min"]
+                for c, z in zip(channels, zone, strict=True)
+            ]
+        )
+        tmax = np.array(
+            [
+                c["transit_max"][z] if c else unknown["transit_max"]
+                for c, z in zip(channels, zone, strict=True)
+            ]
+        )
+        out[:, put["tracking_level"]] = tracking
+        out[:, put["liability_usd"]] = [c["liability_usd"] if c else 0.0 for c in channels]
+        out[:, put["transit_min"]] = tmin
+        out[:, put["transit_max"]] = tmax
+        out[:, put["transit_total"]] = (tmin + tmax) / 2.0 + hold
+
+        goods = cols["goods_category"]
+        is_cod = cols["payment_method"] == "cod"
+        is_ddu = cols["duties_terms"] == "DDU"
+        customs = dest[:, DESTINATION_ATTRS.index("customs_tier")]
+        valuable = np.isin(goods, VALUABLE_GOODS)
+        out[:, put["cod_x_risk_tier"]] = is_cod * dest[:, DESTINATION_ATTRS.index("risk_tier")]
+        out[:, put["soft_pack_valuable"]] = np.isin(cols["packaging"], SOFT_PACKAGING) & valuable
+        out[:, put["untracked_log_value"]] = (tracking == TRACKING_LEVELS["none"]) * log_value
+        out[:, put["sensitive_x_customs"]] = np.isin(goods, SENSITIVE_GOODS) * customs
+        out[:, put["ddu_x_customs"]] = is_ddu * customs
+        out[:, put["ddu_log_value_x_customs"]] = is_ddu * customs * log_value
+        requires = dest[:, DESTINATION_ATTRS.index("requires_tax_id")]
+        out[:, put["missing_tax_id"]] = requires * (1.0 - out[:, put["tax_id_present"]])
+        out[:, put["wording_x_tracking"]] = out[:, put["valuable_wording"]] * (2.0 - tracking)
+        return out
+
+    # -- plain-data persistence -------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted state as JSON-ready data (what the model stores)."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "categories": self.categories_,
+            "destinations": self.destinations_,
+            "unknown_destination": self.unknown_destination_,
+            "channels": self.channels_,
+            "usd_rates": self.usd_rates_,
+            "feature_names": self.feature_names_,
+            "categorical_features": self.categorical_features_,
+        }
+
+    @classmethod
+    def from_dict(cls, state: Mapping[str, Any]) -> ShipmentFeaturizer:
+        """Rebuild a fitted pipeline from :meth:`to_dict` output (no catalog needed)."""
+        if state.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported pipeline format {state.get('format_version')!r}")
+        if list(state["feature_names"]) != list(FEATURES):
+            raise ValueError("stored pipeline was built with another feature list")
+        self = cls()
+        self.categories_ = {k: list(v) for k, v in state["categories"].items()}
+        self.destinations_ = {k: list(v) for k, v in state["destinations"].items()}
+        self.unknown_destination_ = list(state["unknown_destination"])
+        self.channels_ = dict(state["channels"])
+        self.usd_rates_ = dict(state["usd_rates"])
+        self.feature_names_ = list(state["feature_names"])
+        self.categorical_features_ = list(state["categorical_features"])
+        self._build_lookups()
+        return self
+
+    def is_known(self, field: str, value: str) -> bool:
+        """Whether a categorical value was seen in training (used for warnings)."""
+        return value in self._codes.get(field, {})
+
+
+def _nan_to(value: float, default: float) -> float:
+    return default if np.isnan(value) else float(value)
+
+
+def _as_datetime(value: Any) -> Any:
+    """UTC datetime from a datetime (pydantic) or an ISO string (JSON); naive means UTC."""
+    if not hasattr(value, "month"):
+        value = pd.Timestamp(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

@@ -1,0 +1,156 @@
+"""MLflow registry access: log, register, aliases, load by alias, roll back.
+
+Models are always addressed by alias (``champion``, ``challenger``) or explicit version,
+never by "latest run". The champion history is kept as a registered-model tag so a
+rollback knows which version served before.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from shiprisk.data.contract import OPEN_FIELDS
+from shiprisk.models.pyfunc_model import ARTIFACT_KEY
+from shiprisk.models.risk_model import RiskModel, model_digest
+from shiprisk.settings import CHAMPION, get_settings
+
+HISTORY_TAG = "champion_history"
+DIGEST_TAG = "model_digest"
+CHECKSUMS_TAG = "file_checksums"
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def configure(tracking_uri: str | None = None) -> str:
+    """Point MLflow at the configured store (SQLite under SHIPRISK_HOME by default)."""
+    settings = get_settings()
+    uri = tracking_uri or settings.resolved_tracking_uri
+    if uri.startswith("sqlite:"):
+        settings.ensure_dirs()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def client() -> MlflowClient:
+    return MlflowClient()
+
+
+def model_name() -> str:
+    return get_settings().registry_model_name
+
+
+def pyfunc_input_example(frame: pd.DataFrame, rows: int = 3) -> pd.DataFrame:
+    """A few contract rows (open-shipment columns) with created_at as ISO text."""
+    example = frame.loc[:, [c for c in OPEN_FIELDS if c != "shipment_id"]].head(rows).copy()
+    example["created_at"] = pd.to_datetime(example["created_at"], utc=True).dt.strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    return example.reset_index(drop=True)
+
+
+def log_risk_model(
+    model: RiskModel, example_frame: pd.DataFrame, *, name: str = "risk_model"
+) -> mlflow.models.model.ModelInfo:
+    """Log the model as a models-from-code pyfunc inside the active run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = model.save(Path(tmp) / "risk_model")
+        example = pyfunc_input_example(example_frame)
+        output = model.predict_frame(example)
+        info = mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(PYFUNC_CODE),
+            artifacts={ARTIFACT_KEY: str(model_dir)},
+            code_paths=[str(PACKAGE_DIR)],
+            signature=infer_signature(example, output),
+            input_example=example,
+            pip_requirements=[],
+        )
+        info_digest = model_digest(model_dir)
+        info_checksums = model.checksums(model_dir)
+    mlflow.set_tag(DIGEST_TAG, info_digest)
+    mlflow.set_tag(CHECKSUMS_TAG, json.dumps(info_checksums, sort_keys=True))
+    return info
+
+
+def register(model_uri: str, tags: Mapping[str, str] | None = None) -> ModelVersion:
+    """Register a logged model as a new version of the shiprisk model."""
+    version = mlflow.register_model(model_uri, model_name(), tags=dict(tags or {}))
+    return version
+
+
+def set_alias(alias: str, version: str | int) -> None:
+    client().set_registered_model_alias(model_name(), alias, str(version))
+
+
+def get_version(alias: str) -> ModelVersion | None:
+    """The version an alias points to, or None if the alias (or the model) is missing."""
+    try:
+        return client().get_model_version_by_alias(model_name(), alias)
+    except MlflowException:
+        return None
+
+
+def model_uri(alias: str) -> str:
+    return f"models:/{model_name()}@{alias}"
+
+
+def load_pyfunc(alias: str = CHAMPION) -> Any:
+    return mlflow.pyfunc.load_model(model_uri(alias))
+
+
+def download_risk_model(version: ModelVersion, destination: Path) -> Path:
+    """Fetch a version's model files (boosters, JSON, manifest) into ``destination``."""
+    destination = Path(destination)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{version.name}/{version.version}", dst_path=tmp
+        )
+        source = Path(local) / "artifacts" / ARTIFACT_KEY
+        if not source.is_dir():
+            raise FileNotFoundError(f"version {version.version} has no {ARTIFACT_KEY} artifact")
+        if destination.exists():
+            shutil.rmtree(destination)
+        shutil.copytree(source, destination)
+    return destination
+
+
+def champion_history() -> list[str]:
+    try:
+        tags = client().get_registered_model(model_name()).tags
+    except MlflowException:
+        return []
+    return json.loads(tags.get(HISTORY_TAG, "[]"))
+
+
+def make_champion(version: str | int) -> None:
+    """Point ``champion`` at a version and remember the order for rollback."""
+    history = [v for v in champion_history() if v != str(version)] + [str(version)]
+    set_alias(CHAMPION, version)
+    client().set_registered_model_tag(model_name(), HISTORY_TAG, json.dumps(history))
+
+
+def rollback() -> tuple[str, str]:
+    """Move ``champion`` back to the previous champion; returns (from, to) versions."""
+    history = champion_history()
+    current = get_version(CHAMPION)
+    if current is None or len(history) < 2:
+        raise RuntimeError("no previous champion to roll back to")
+    if history[-1] != current.version:  # alias moved by hand: trust the alias
+        history = [v for v in history if v != current.version] + [current.version]
+    previous = history[-2]
+    set_alias(CHAMPION, previous)
+    client().set_registered_model_tag(model_name(), HISTORY_TAG, json.dumps(history[:-1]))
+    return current.version, previous

@@ -1,0 +1,231 @@
+"""The risk model: p_loss and p_reject for a shipment on a channel.
+
+Design choice: **two binary LightGBM heads** (lost vs not, rejected vs not) rather than one
+3-class model. Loss is rare (~1 %) and rejection common (~10 %); separate heads get their
+own regularisation, early stopping and calibration, and per-outcome ``pred_contrib`` gives
+the reasons for each risk directly. Each head is calibrated with Platt scaling on its raw
+score, fitted on a time slice the booster never saw; if the two calibrated probabilities
+ever sum above 1 they are renormalised.
+
+Storage is pickle-free: each booster as LightGBM's text model, the feature pipeline and
+the calibration as JSON, and a manifest with the SHA-256 of every file, checked on load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from shiprisk.features.pipeline import ShipmentFeaturizer
+
+OUTCOMES: tuple[str, ...] = ("loss", "reject")
+OUTCOME_LABEL = {"loss": "lost", "reject": "rejected"}
+"""Head name -> the contract's outcome word it predicts."""
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+PIPELINE_FILE = "pipeline.json"
+CALIBRATION_FILE = "calibration.json"
+MAX_TOTAL = 1.0 - 1e-6
+
+
+class ModelIntegrityError(RuntimeError):
+    """A stored model file is missing or does not match its recorded checksum."""
+
+
+@dataclass
+class PlattCalibrator:
+    """p = sigmoid(a * raw_score + b), fitted on held-out raw scores."""
+
+    a: float = 1.0
+    b: float = 0.0
+
+    def fit(self, raw: np.ndarray, y: np.ndarray) -> PlattCalibrator:
+        from sklearn.linear_model import LogisticRegression
+
+        lr = LogisticRegression(C=1e6, max_iter=1000)
+        lr.fit(raw.reshape(-1, 1), y.astype(int))
+        self.a, self.b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+        return self
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(self.a * raw + self.b)))
+
+
+@dataclass
+class RiskModel:
+    """Featurizer + one booster and one calibrator per outcome."""
+
+    featurizer: ShipmentFeaturizer
+    boosters: dict[str, lgb.Booster]
+    calibrators: dict[str, PlattCalibrator]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    # -- training ----------------------------------------------------------------------------
+    @classmethod
+    def fit(
+        cls,
+        train: pd.DataFrame,
+        calibration: pd.DataFrame,
+        params: Mapping[str, Mapping[str, Any]],
+        *,
+        early_stopping_share: float = 0.15,
+        featurizer: ShipmentFeaturizer | None = None,
+    ) -> RiskModel:
+        """Fit both heads on ``train`` (its newest slice for early stopping), then calibrate
+        on ``calibration``. ``params[outcome]`` holds LightGBM parameters incl.
+        ``num_boost_round`` and ``early_stopping_rounds``."""
+        featurizer = featurizer or ShipmentFeaturizer().fit(train)
+        X = featurizer.transform(train)
+        X_cal = featurizer.transform(calibration)
+        cut = int(len(train) * (1.0 - early_stopping_share))
+        boosters, calibrators = {}, {}
+        for outcome in OUTCOMES:
+            y = (train["outcome"] == OUTCOME_LABEL[outcome]).to_numpy()
+            p = dict(params.get(outcome, {}))
+            rounds = int(p.pop("num_boost_round", 500))
+            patience = int(p.pop("early_stopping_rounds", 50))
+            p.setdefault("objective", "binary")
+            p.setdefault("verbose", -1)
+            p.setdefault("num_threads", os.cpu_count() or 1)
+            p.setdefault("seed", 0)
+            cat = featurizer.categorical_features_
+            dtrain = lgb.Dataset(X[:cut], y[:cut], categorical_feature=cat, free_raw_data=False)
+            dvalid = lgb.Dataset(X[cut:], y[cut:], categorical_feature=cat, reference=dtrain)
+            booster = lgb.train(
+                p,
+                dtrain,
+                num_boost_round=rounds,
+                valid_sets=[dvalid],
+                callbacks=[lgb.early_stopping(patience, verbose=False)],
+            )
+            booster.free_dataset()
+            boosters[outcome] = booster
+            y_cal = (calibration["outcome"] == OUTCOME_LABEL[outcome]).to_numpy()
+            raw = booster.predict(X_cal, raw_score=True, num_iteration=booster.best_iteration)
+            calibrators[outcome] = PlattCalibrator().fit(raw, y_cal)
+        info = {"best_iteration": {o: int(b.best_iteration) for o, b in boosters.items()}}
+        return cls(featurizer, boosters, calibrators, info)
+
+    # -- scoring -----------------------------------------------------------------------------
+    def predict_matrix(self, X: np.ndarray, num_threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Encoded features -> calibrated (p_loss, p_reject), with p_loss + p_reject < 1."""
+        probs = []
+        for outcome in OUTCOMES:
+            booster = self.boosters[outcome]
+            raw = booster.predict(X, raw_score=True, num_threads=num_threads)
+            probs.append(self.calibrators[outcome](raw))
+        p_loss, p_reject = probs
+        total = p_loss + p_reject
+        over = total > MAX_TOTAL
+        if over.any():
+            scale = np.where(over, MAX_TOTAL / np.where(over, total, 1.0), 1.0)
+            p_loss, p_reject = p_loss * scale, p_reject * scale
+        return p_loss, p_reject
+
+    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Batch path: contract rows (with channel_id) -> DataFrame[p_loss, p_reject]."""
+        p_loss, p_reject = self.predict_matrix(self.featurizer.transform(frame))
+        return pd.DataFrame({"p_loss": p_loss, "p_reject": p_reject}, index=frame.index)
+
+    def predict_records(
+        self, records: Sequence[Mapping[str, Any]], num_threads: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Online path: dicts in, arrays out; no DataFrame."""
+        return self.predict_matrix(self.featurizer.transform_records(records), num_threads)
+
+    def contributions(self, X: np.ndarray, outcome: str, num_threads: int = 1) -> np.ndarray:
+        """Per-feature contributions to the raw score (last column: the bias)."""
+        booster = self.boosters[outcome]
+        return booster.predict(X, pred_contrib=True, num_threads=num_threads)
+
+    def feature_importance(self, outcome: str) -> np.ndarray:
+        return self.boosters[outcome].feature_importance(importance_type="gain")
+
+    # -- storage -----------------------------------------------------------------------------
+    def save(self, directory: Path) -> Path:
+        """Write text boosters + JSON, then the manifest of checksums (written last)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        files: dict[str, str] = {}
+        for outcome, booster in self.boosters.items():
+            name = f"booster_{outcome}.txt"
+            _write_text(directory / name, booster.model_to_string())
+            files[name] = _sha256(directory / name)
+        _write_text(directory / PIPELINE_FILE, json.dumps(self.featurizer.to_dict(), indent=1))
+        files[PIPELINE_FILE] = _sha256(directory / PIPELINE_FILE)
+        calibration = {o: {"a": c.a, "b": c.b} for o, c in self.calibrators.items()}
+        _write_text(directory / CALIBRATION_FILE, json.dumps(calibration, indent=1))
+        files[CALIBRATION_FILE] = _sha256(directory / CALIBRATION_FILE)
+        manifest = {"format_version": FORMAT_VERSION, "files": files, "info": self.info}
+        _write_text(directory / MANIFEST, json.dumps(manifest, indent=1))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> RiskModel:
+        """Read a saved model, refusing any file whose checksum does not match."""
+        directory = Path(directory)
+        manifest = read_manifest(directory)
+        verify_files(directory, manifest)
+        boosters = {
+            o: lgb.Booster(model_str=(directory / f"booster_{o}.txt").read_text()) for o in OUTCOMES
+        }
+        featurizer = ShipmentFeaturizer.from_dict(
+            json.loads((directory / PIPELINE_FILE).read_text())
+        )
+        calibration = json.loads((directory / CALIBRATION_FILE).read_text())
+        calibrators = {o: PlattCalibrator(**calibration[o]) for o in OUTCOMES}
+        return cls(featurizer, boosters, calibrators, dict(manifest.get("info", {})))
+
+    def checksums(self, directory: Path) -> dict[str, str]:
+        return dict(read_manifest(Path(directory))["files"])
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise ModelIntegrityError(f"{path} is missing: not a shiprisk model directory")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelIntegrityError(f"unsupported model format {manifest.get('format_version')}")
+    return manifest
+
+
+def verify_files(directory: Path, manifest: Mapping[str, Any]) -> None:
+    """Raise :class:`ModelIntegrityError` unless every listed file matches its SHA-256."""
+    for name, digest in manifest["files"].items():
+        path = Path(directory) / name
+        if not path.is_file():
+            raise ModelIntegrityError(f"model file {name} is missing")
+        if _sha256(path) != digest:
+            raise ModelIntegrityError(f"checksum mismatch for {name}: refusing to load")
+
+
+def model_digest(directory: Path) -> str:
+    """One short fingerprint of a saved model (hash of its manifest's file checksums)."""
+    files = read_manifest(directory)["files"]
+    joined = "".join(f"{k}={v};" for k, v in sorted(files.items()))
+    return hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write via a temp file + rename so a crash never leaves a half-written model file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,51 @@
+"""The versioned training configuration (``configs/train.yaml``), validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "train.yaml"
+
+
+class SplitConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    calibration: float = Field(default=0.15, gt=0, lt=0.5)
+    test: float = Field(default=0.15, gt=0, lt=0.5)
+
+
+class BaselineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    Cs: list[float] = [0.01, 0.1, 1.0, 10.0]
+    max_rows: int = Field(default=100_000, ge=1000)
+
+
+class PromotionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_log_loss_ratio: float = Field(default=1.005, ge=1.0)
+
+
+class TrainConfig(BaseModel):
+    """Hyper-parameters and split shares; the file is logged with every run."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: int = 1
+    split: SplitConfig = SplitConfig()
+    early_stopping_share: float = Field(default=0.15, gt=0, lt=0.5)
+    lightgbm: dict[str, dict[str, Any]]
+    baseline: BaselineConfig = BaselineConfig()
+    promotion: PromotionConfig = PromotionConfig()
+
+
+def load_config(path: Path | None = None) -> TrainConfig:
+    path = Path(path) if path else DEFAULT_CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"training config not found: {path}")
+    return TrainConfig.model_validate(yaml.safe_load(path.read_text()))
+
+
+def config_path(path: Path | None) -> Path:
+    return Path(path) if path else DEFAULT_CONFIG

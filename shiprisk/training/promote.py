@@ -1,0 +1,125 @@
+"""``shiprisk promote`` / ``shiprisk rollback``: the quality gate in front of ``champion``.
+
+The challenger replaces the champion only if, on the registry's frozen evaluation set, its
+log loss is at most ``max_log_loss_ratio`` x the champion's for every outcome. The first
+champion must at least beat the constant base-rate prediction. Every decision is written to
+the version's tags (``gate``, ``gate_reason``) and printed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from sklearn.metrics import log_loss
+
+from shiprisk.models import registry
+from shiprisk.models.risk_model import OUTCOME_LABEL, OUTCOMES, ModelIntegrityError, RiskModel
+from shiprisk.settings import CHALLENGER, CHAMPION
+from shiprisk.training.train import frozen_eval_uri
+
+
+@dataclass
+class PromotionDecision:
+    accepted: bool
+    challenger: str | None
+    champion_before: str | None
+    reasons: list[str] = field(default_factory=list)
+    log_loss: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _load_version(version, workdir: Path) -> RiskModel:
+    return RiskModel.load(registry.download_risk_model(version, workdir / f"v{version.version}"))
+
+
+def _log_losses(model: RiskModel, frame: pd.DataFrame) -> dict[str, float]:
+    p_loss, p_reject = model.predict_frame(frame).to_numpy().T
+    probs = {"loss": p_loss, "reject": p_reject}
+    out = {}
+    for outcome in OUTCOMES:
+        y = (frame["outcome"] == OUTCOME_LABEL[outcome]).to_numpy().astype(int)
+        out[outcome] = float(log_loss(y, np.clip(probs[outcome], 1e-7, 1 - 1e-7), labels=[0, 1]))
+    return out
+
+
+def _prior_log_losses(frame: pd.DataFrame) -> dict[str, float]:
+    out = {}
+    for outcome in OUTCOMES:
+        y = (frame["outcome"] == OUTCOME_LABEL[outcome]).to_numpy().astype(int)
+        out[outcome] = float(
+            log_loss(y, np.full(len(y), np.clip(y.mean(), 1e-7, 1 - 1e-7)), labels=[0, 1])
+        )
+    return out
+
+
+def load_frozen_eval(workdir: Path) -> pd.DataFrame:
+    uri = frozen_eval_uri()
+    if uri is None:
+        raise RuntimeError("no frozen evaluation set: train a model first")
+    local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(workdir))
+    return pd.read_parquet(local)
+
+
+def decide(max_ratio: float = 1.005) -> PromotionDecision:
+    """Compare challenger and champion on the frozen set (no registry change)."""
+    challenger = registry.get_version(CHALLENGER)
+    champion = registry.get_version(CHAMPION)
+    decision = PromotionDecision(
+        False,
+        challenger.version if challenger else None,
+        champion.version if champion else None,
+    )
+    if challenger is None:
+        decision.reasons.append("refused: no model version has the 'challenger' alias")
+        return decision
+    if champion is not None and champion.version == challenger.version:
+        decision.reasons.append(f"refused: version {challenger.version} is already champion")
+        return decision
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        frame = load_frozen_eval(workdir)
+        try:
+            chal_model = _load_version(challenger, workdir)
+        except ModelIntegrityError as exc:
+            decision.reasons.append(f"refused: challenger failed verification ({exc})")
+            return decision
+        chal = _log_losses(chal_model, frame)
+        decision.log_loss["challenger"] = chal
+        if champion is None:
+            reference, label, ratio = _prior_log_losses(frame), "base-rate prior", 1.0
+        else:
+            reference = _log_losses(_load_version(champion, workdir), frame)
+            label, ratio = f"champion v{champion.version}", max_ratio
+        decision.log_loss["reference"] = reference
+    ok = True
+    for outcome in OUTCOMES:
+        limit = reference[outcome] * ratio
+        passed = chal[outcome] <= limit if champion else chal[outcome] < limit
+        ok &= passed
+        decision.reasons.append(
+            f"{outcome}: challenger log loss {chal[outcome]:.5f} "
+            f"{'<=' if passed else '>'} {limit:.5f} ({ratio:g} x {label} {reference[outcome]:.5f})"
+        )
+    decision.accepted = bool(ok)
+    return decision
+
+
+def promote(max_ratio: float = 1.005) -> PromotionDecision:
+    """Run the gate and, if it passes, move ``champion`` to the challenger."""
+    decision = decide(max_ratio)
+    if decision.challenger is not None:
+        tags = {
+            "gate": "passed" if decision.accepted else "failed",
+            "gate_reason": "; ".join(decision.reasons)[:4000],
+        }
+        for key, value in tags.items():
+            registry.client().set_model_version_tag(
+                registry.model_name(), decision.challenger, key, value
+            )
+    if decision.accepted:
+        registry.make_champion(decision.challenger)
+    return decision

@@ -1,0 +1,297 @@
+"""``shiprisk train``: time split, LightGBM + baseline, evaluation, MLflow, challenger.
+
+Data comes from the simulated world or a seller's history through the same loader. Rows
+are ordered by creation time: the oldest train, the next slice calibrates, the newest
+tests. Everything a data scientist needs to judge the run goes to MLflow: parameters,
+metrics per outcome (also against Bayes-optimal when true probabilities exist), plots,
+the config file, the frozen evaluation set and the model, registered as ``challenger``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from shiprisk.models import registry
+from shiprisk.models.risk_model import OUTCOME_LABEL, OUTCOMES, RiskModel
+from shiprisk.settings import CHALLENGER
+from shiprisk.training.config import TrainConfig, config_path, load_config
+
+EXPERIMENT = "shiprisk"
+TRUE_COLUMNS = {"loss": "true_p_loss", "reject": "true_p_reject"}
+FROZEN_EVAL_TAG = "frozen_eval"
+FROZEN_EVAL_ARTIFACT = "frozen_eval/frozen_eval.parquet"
+MIN_ROWS = 1000
+MIN_EVENTS = 20
+
+
+class TrainingDataError(ValueError):
+    """The dataset cannot train a model (empty, too small, or without both outcomes)."""
+
+
+@dataclass
+class Splits:
+    train: pd.DataFrame
+    calibration: pd.DataFrame
+    test: pd.DataFrame
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    version: str
+    metrics: dict[str, dict[str, dict[str, float]]]
+    splits: dict[str, int] = field(default_factory=dict)
+
+
+def time_split(frame: pd.DataFrame, config: TrainConfig) -> Splits:
+    """Order by created_at and cut into train / calibration / test by row shares."""
+    ordered = frame.sort_values("created_at", kind="stable").reset_index(drop=True)
+    n = len(ordered)
+    n_test = int(n * config.split.test)
+    n_cal = int(n * config.split.calibration)
+    n_train = n - n_cal - n_test
+    return Splits(
+        ordered.iloc[:n_train],
+        ordered.iloc[n_train : n_train + n_cal],
+        ordered.iloc[n_train + n_cal :],
+    )
+
+
+def check_training_data(frame: pd.DataFrame) -> None:
+    """Fail early, with a clear message, on data that cannot train anything."""
+    if len(frame) < MIN_ROWS:
+        raise TrainingDataError(
+            f"only {len(frame)} valid, mature rows; at least {MIN_ROWS} are needed"
+        )
+    for outcome in OUTCOMES:
+        events = int((frame["outcome"] == OUTCOME_LABEL[outcome]).sum())
+        if events < MIN_EVENTS:
+            raise TrainingDataError(
+                f"only {events} '{OUTCOME_LABEL[outcome]}' outcomes; at least {MIN_EVENTS} needed"
+            )
+
+
+def load_training_frame(
+    data: Path | pd.DataFrame, mapping: Path | None = None
+) -> tuple[pd.DataFrame, dict]:
+    """Validated, mature history rows (plus any true_* columns) and the load counts."""
+    from shiprisk.data.loaders import load_history
+
+    loaded = load_history(data, mapping=mapping)
+    counts = {
+        "rows_read": loaded.n_rows,
+        "rows_invalid": loaded.n_invalid,
+        "rows_immature": loaded.n_immature,
+        "rows_open": loaded.n_open,
+        "rows_used": len(loaded.train),
+    }
+    return loaded.train, counts
+
+
+def evaluate_split(
+    model_probs: dict[str, np.ndarray], frame: pd.DataFrame, priors: dict[str, float]
+) -> dict[str, dict[str, float]]:
+    from shiprisk.training.evaluate import outcome_metrics
+
+    out = {}
+    for outcome in OUTCOMES:
+        y = (frame["outcome"] == OUTCOME_LABEL[outcome]).to_numpy().astype(int)
+        truth = frame[TRUE_COLUMNS[outcome]].to_numpy() if TRUE_COLUMNS[outcome] in frame else None
+        out[outcome] = outcome_metrics(y, model_probs[outcome], prior=priors[outcome], p_true=truth)
+    return out
+
+
+def fit_baseline(
+    model: RiskModel, splits: Splits, config: TrainConfig, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """L2 logistic regression per outcome on the same features; returns test predictions."""
+    from shiprisk.training.baseline import LogisticBaseline
+
+    featurizer = model.featurizer
+    train = splits.train
+    if len(train) > config.baseline.max_rows:
+        train = train.sample(config.baseline.max_rows, random_state=seed)
+    X, X_val = featurizer.transform(train), featurizer.transform(splits.calibration)
+    X_test = featurizer.transform(splits.test)
+    preds = {}
+    for outcome in OUTCOMES:
+        label = OUTCOME_LABEL[outcome]
+        baseline = LogisticBaseline(Cs=tuple(config.baseline.Cs)).fit(
+            X,
+            (train["outcome"] == label).to_numpy().astype(int),
+            featurizer.categorical_features_,
+            X_val,
+            (splits.calibration["outcome"] == label).to_numpy().astype(int),
+        )
+        preds[outcome] = baseline.predict_proba(X_test)
+    return preds
+
+
+def train(
+    data: Path | pd.DataFrame,
+    *,
+    config_file: Path | None = None,
+    mapping: Path | None = None,
+    tracking_uri: str | None = None,
+    with_baseline: bool = True,
+    drop_features: tuple[str, ...] = (),
+    register: bool = True,
+    console: Any = None,
+) -> TrainResult:
+    """Train, evaluate, log and register a challenger; return its version and metrics.
+
+    ``drop_features`` trains a deliberately blinded model (contract fields replaced by a
+    constant) - used to show the world is not easy.
+    """
+    config = load_config(config_file)
+    frame, counts = load_training_frame(data, mapping)
+    check_training_data(frame)
+    frame = _blind(frame, drop_features)
+    splits = time_split(frame, config)
+    check_training_data(splits.train)
+    priors = {o: float((splits.train["outcome"] == OUTCOME_LABEL[o]).mean()) for o in OUTCOMES}
+
+    registry.configure(tracking_uri)
+    mlflow.set_experiment(EXPERIMENT)
+    with mlflow.start_run() as run:
+        _log_params(config, counts, splits, config_file, drop_features)
+        model = RiskModel.fit(
+            splits.train,
+            splits.calibration,
+            config.lightgbm,
+            early_stopping_share=config.early_stopping_share,
+        )
+        p_loss, p_reject = model.predict_matrix(model.featurizer.transform(splits.test))
+        results = {
+            "model": evaluate_split({"loss": p_loss, "reject": p_reject}, splits.test, priors)
+        }
+        if with_baseline:
+            results["baseline"] = evaluate_split(
+                fit_baseline(model, splits, config), splits.test, priors
+            )
+        _log_metrics(results, model)
+        _log_plots(model, splits.test, {"loss": p_loss, "reject": p_reject})
+        _log_frozen_eval(splits.test)
+        info = registry.log_risk_model(model, splits.test)
+        version = "-"
+        if register:
+            mv = registry.register(
+                info.model_uri, tags={"run_id": run.info.run_id, "gate": "pending"}
+            )
+            registry.set_alias(CHALLENGER, mv.version)
+            fix_frozen_eval(run.info.run_id)
+            version = str(mv.version)
+        if console is not None:
+            _print_results(console, results, version)
+    return TrainResult(
+        run.info.run_id,
+        version,
+        results,
+        {
+            "train": len(splits.train),
+            "calibration": len(splits.calibration),
+            "test": len(splits.test),
+        },
+    )
+
+
+def _blind(frame: pd.DataFrame, fields: tuple[str, ...]) -> pd.DataFrame:
+    if not fields:
+        return frame
+    frame = frame.copy()
+    for f in fields:
+        frame[f] = frame[f].iloc[0]
+    return frame
+
+
+def _log_params(
+    config: TrainConfig, counts: dict, splits: Splits, config_file: Path | None, dropped: tuple
+) -> None:
+    params: dict[str, Any] = {"config_version": config.version, **counts}
+    for outcome, p in config.lightgbm.items():
+        params.update({f"{outcome}.{k}": v for k, v in p.items()})
+    params.update({f"split.{k}": v for k, v in config.split.model_dump().items()})
+    params["baseline.Cs"] = ",".join(str(c) for c in config.baseline.Cs)
+    params["dropped_features"] = ",".join(dropped) or "none"
+    params["train_from"] = str(splits.train["created_at"].min())
+    params["test_from"] = str(splits.test["created_at"].min())
+    params["test_to"] = str(splits.test["created_at"].max())
+    mlflow.log_params(params)
+    mlflow.log_artifact(str(config_path(config_file)), artifact_path="config")
+
+
+def _log_metrics(results: dict, model: RiskModel) -> None:
+    from shiprisk.training.evaluate import flatten_metrics
+
+    for name, metrics in results.items():
+        mlflow.log_metrics(flatten_metrics(metrics, prefix=f"test_{name}"))
+    for outcome, it in model.info.get("best_iteration", {}).items():
+        mlflow.log_metric(f"{outcome}_best_iteration", it)
+
+
+def _log_plots(model: RiskModel, test: pd.DataFrame, probs: dict[str, np.ndarray]) -> None:
+    from shiprisk.training.plots import calibration_figure, importance_figure
+
+    for outcome in OUTCOMES:
+        y = (test["outcome"] == OUTCOME_LABEL[outcome]).to_numpy().astype(int)
+        truth = test[TRUE_COLUMNS[outcome]].to_numpy() if TRUE_COLUMNS[outcome] in test else None
+        fig = calibration_figure(y, probs[outcome], label=f"p_{outcome}", p_true=truth)
+        mlflow.log_figure(fig, f"plots/calibration_{outcome}.png")
+        fig = importance_figure(
+            model.featurizer.feature_names_,
+            model.feature_importance(outcome),
+            title=f"feature importance (gain): {outcome}",
+        )
+        mlflow.log_figure(fig, f"plots/importance_{outcome}.png")
+
+
+def _log_frozen_eval(test: pd.DataFrame) -> None:
+    """Log this run's test slice; the first one becomes the registry's frozen set."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(FROZEN_EVAL_ARTIFACT).name
+        test.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path=str(Path(FROZEN_EVAL_ARTIFACT).parent))
+    dataset = mlflow.data.from_pandas(test, name="test_slice")
+    mlflow.log_input(dataset, context="evaluation")
+
+
+def frozen_eval_uri() -> str | None:
+    """Artifact URI of the registry's frozen evaluation set, if one was fixed."""
+    try:
+        tags = registry.client().get_registered_model(registry.model_name()).tags
+    except Exception:
+        return None
+    return tags.get(FROZEN_EVAL_TAG)
+
+
+def fix_frozen_eval(run_id: str) -> str:
+    """Make a run's logged test slice the registry's frozen evaluation set (once)."""
+    existing = frozen_eval_uri()
+    if existing:
+        return existing
+    uri = f"runs:/{run_id}/{FROZEN_EVAL_ARTIFACT}"
+    registry.client().set_registered_model_tag(registry.model_name(), FROZEN_EVAL_TAG, uri)
+    return uri
+
+
+def _print_results(console: Any, results: dict, version: str) -> None:
+    from shiprisk.training.evaluate import metrics_table
+
+    console.print(metrics_table(results))
+    console.print(f"registered version {version} as '{CHALLENGER}'")
+    console.print(
+        json.dumps(
+            {
+                k: {o: round(v["gain_captured"], 4) for o, v in r.items() if "gain_captured" in v}
+                for k, r in results.items()
+            }
+        )
+    )
