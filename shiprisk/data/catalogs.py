@@ -231,7 +231,7 @@ class Catalog:
         """(n, C) bool: which channels accept each shipment (limits, destination, goods, COD)."""
         col = self.channel_column
         w = np.asarray(weight_kg, dtype=float)[:, None]
-        longest, girth = _longest_and_girth(dims_cm)
+        longest, girth = longest_and_girth(dims_cm)
         ok = (w <= col("max_weight_kg")) & (longest[:, None] <= col("max_length_cm"))
         ok &= girth[:, None] <= col("max_girth_cm")
         ok &= np.asarray(value_usd, dtype=float)[:, None] <= col("max_value_usd")
@@ -264,7 +264,7 @@ class Catalog:
         return t["tmin"][:, z].T, t["tmax"][:, z].T
 
 
-def _longest_and_girth(dims_cm: tuple) -> tuple[np.ndarray, np.ndarray]:
+def longest_and_girth(dims_cm: tuple) -> tuple[np.ndarray, np.ndarray]:
     a, b, c = (np.asarray(d, dtype=float) for d in dims_cm)
     longest = np.maximum(np.maximum(a, b), c)
     girth = longest + 2.0 * (a + b + c - longest)
