@@ -2,6 +2,8 @@
 # Everything is installed from the lock file by uv; uv itself comes from PyPI if missing.
 SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
+# Compile bytecode at install: the environment may forbid writing it at run time.
+export UV_COMPILE_BYTECODE := 1
 UV := python3 -m uv
 PYTHON ?= python3
 

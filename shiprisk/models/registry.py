@@ -8,6 +8,7 @@ rollback knows which version served before.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -39,9 +40,27 @@ def configure(tracking_uri: str | None = None) -> str:
     uri = tracking_uri or settings.resolved_tracking_uri
     if uri.startswith("sqlite:"):
         settings.ensure_dirs()
+    # No telemetry (no network here) and no copy of the project's lock files in every model.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
+
+
+def ensure_experiment(name: str) -> str:
+    """Use experiment ``name``; a new one on a local store keeps artifacts under
+    SHIPRISK_HOME (MLflow would otherwise put them in ``./mlruns`` of the current dir)."""
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is None:
+        location = None
+        if mlflow.get_tracking_uri().startswith(("sqlite:", "file:")):
+            location = get_settings().artifacts_dir.resolve().as_uri()
+        experiment_id = mlflow.create_experiment(name, artifact_location=location)
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
 
 
 def client() -> MlflowClient:

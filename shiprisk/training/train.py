@@ -160,7 +160,7 @@ def train(
     priors = {o: float((splits.train["outcome"] == OUTCOME_LABEL[o]).mean()) for o in OUTCOMES}
 
     registry.configure(tracking_uri)
-    mlflow.set_experiment(EXPERIMENT)
+    registry.ensure_experiment(EXPERIMENT)
     with mlflow.start_run() as run:
         _log_params(config, counts, splits, config_file, drop_features)
         model = RiskModel.fit(
