@@ -45,7 +45,13 @@ def data_validate(
     """Check a seller's history export against the contract and report every bad row."""
     from shiprisk.data.loaders import load_history, print_report
 
-    result = load_history(file, mapping=mapping, maturity_days=maturity_days)
+    try:
+        result = load_history(file, mapping=mapping, maturity_days=maturity_days)
+    except (ValueError, OSError) as exc:  # unreadable file or bad mapping: say what, exit 2
+        from rich.markup import escape
+
+        console.print(f"[red]cannot check {escape(str(file))}:[/] {escape(str(exc))}")
+        raise typer.Exit(code=2) from exc
     print_report(result, console=console, report_path=report)
     if result.n_invalid:
         raise typer.Exit(code=1)
@@ -110,6 +116,98 @@ def rollback_cmd() -> None:
     console.print(f"champion moved back from version {before} to version {after}")
 
 
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="port")] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
+    alias: Annotated[str, typer.Option(help="MLflow alias to serve")] = "champion",
+) -> None:
+    """Import the champion into the BentoML store, pin its tag, and serve it."""
+    _serve(host, port, workers, alias)
+
+
+@app.command("run")
+def run_cmd(
+    rows: Annotated[int | None, typer.Option(help="rows to simulate if no dataset")] = None,
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="port")] = None,
+) -> None:
+    """The main job: simulate data and train a champion if none exists, then serve."""
+    from shiprisk.models import registry
+    from shiprisk.settings import CHAMPION
+    from shiprisk.training.promote import promote
+    from shiprisk.training.train import train
+
+    registry.configure()
+    if registry.get_version(CHAMPION) is None:
+        path = _ensure_dataset(rows, None)
+        console.print("no champion in the registry: training one")
+        train(path, console=console)
+        decision = promote()
+        for reason in decision.reasons:
+            console.print(f"  {reason}")
+        if not decision.accepted:
+            console.print("[red]the trained model failed the gate: nothing to serve[/red]")
+            raise typer.Exit(code=1)
+    else:
+        console.print(f"champion is version {registry.get_version(CHAMPION).version}")
+    _serve(host, port, None, CHAMPION)
+
+
+def _serve(host: str | None, port: int | None, workers: int | None, alias: str) -> None:
+    """Resolve a verified model (fresh import or last verified), then exec bentoml serve."""
+    import os
+    import sys
+
+    from shiprisk.serving.model_store import NoVerifiedModelError, pin, resolve
+    from shiprisk.settings import get_settings
+
+    settings = get_settings()
+    try:
+        resolved = resolve(alias)
+    except NoVerifiedModelError as exc:
+        console.print(f"[red]cannot serve:[/red] {exc}")
+        raise typer.Exit(code=3) from exc
+    _check_loadable(resolved.tag)
+    pin(resolved.tag)
+    console.print(
+        f"serving {resolved.tag} (MLflow version {resolved.mlflow_version}): {resolved.message}"
+    )
+    env = dict(os.environ, SHIPRISK_MODEL_TAG=resolved.tag, BENTOML_DO_NOT_TRACK="true")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("BENTOML_HOME", str(settings.bentoml_home.resolve()))
+    if workers:
+        env["SHIPRISK_WORKERS"] = str(workers)
+    bentoml = str(Path(sys.executable).with_name("bentoml"))
+    args = [
+        bentoml,
+        "serve",
+        "shiprisk.serving.service:ShipRisk",
+        "--host",
+        host or settings.host,
+        "--port",
+        str(port or settings.port),
+    ]
+    os.execve(bentoml, args, env)
+
+
+def _check_loadable(tag: str) -> None:
+    """Load and score once before starting workers, so a broken model fails here, clearly."""
+    from shiprisk.serving.model_store import _bentoml
+    from shiprisk.serving.schemas import ModelRef
+    from shiprisk.serving.scorer import Scorer
+
+    stored = _bentoml().models.get(tag)
+    labels = stored.info.labels
+    ref = ModelRef(name=tag, version=labels.get("mlflow_version", "?"), digest="?")
+    try:
+        Scorer.from_directory(Path(stored.path), ref)
+    except Exception as exc:
+        console.print(f"[red]cannot serve {tag}:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(code=3) from exc
+
+
 def _ensure_dataset(rows: int | None, seed: int | None) -> Path:
     """The default simulated dataset, generated on first use."""
     from shiprisk.data.simulator import generate_to_parquet
@@ -122,6 +220,87 @@ def _ensure_dataset(rows: int | None, seed: int | None) -> Path:
         console.print(f"no dataset at {path}: simulating {n:,} shipments")
         generate_to_parquet(rows=n, seed=seed or settings.default_seed, output=path)
     return path
+
+
+@app.command("score-open")
+def score_open_cmd(
+    input_file: Annotated[
+        Path | None, typer.Option("--input", help="open shipments (Parquet or CSV)")
+    ] = None,
+    output_file: Annotated[
+        Path | None, typer.Option("--output", help="scores file (Parquet or CSV)")
+    ] = None,
+    input_sql: Annotated[
+        str | None, typer.Option(help="input database (SQLAlchemy URL or SQLite file)")
+    ] = None,
+    input_table: Annotated[str | None, typer.Option(help="input table")] = None,
+    output_sql: Annotated[
+        str | None, typer.Option(help="output database (SQLAlchemy URL or SQLite file)")
+    ] = None,
+    output_table: Annotated[str | None, typer.Option(help="output table (replaced)")] = None,
+    model_dir: Annotated[
+        Path | None, typer.Option(help="saved model (default: the registry's champion)")
+    ] = None,
+    costs: Annotated[Path | None, typer.Option(help="seller cost overrides (YAML)")] = None,
+    mapping: Annotated[Path | None, typer.Option(help="column/value mapping (YAML)")] = None,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="rows per chunk")] = 50_000,
+    workers: Annotated[int, typer.Option(min=1, help="scoring processes (1: in-process)")] = 2,
+    progress: Annotated[bool, typer.Option(help="progress bar / per-chunk lines")] = True,
+) -> None:
+    """Batch-score open shipments: risk on the chosen channel, insurance, a better channel."""
+    import signal
+    import time
+
+    from shiprisk.serving.batch import SqlTable, champion_model_dir, load_costs, score_open
+
+    def endpoint(path: Path | None, url: str | None, table: str | None, what: str):
+        if (path is None) == (url is None):
+            raise typer.BadParameter(f"give either --{what} FILE or --{what}-sql URL")
+        if url is not None and not table:
+            raise typer.BadParameter(f"--{what}-sql needs --{what}-table")
+        return path if url is None else SqlTable(url, table)  # type: ignore[arg-type]
+
+    source = endpoint(input_file, input_sql, input_table, "input")
+    destination = endpoint(output_file, output_sql, output_table, "output")
+
+    def stop(signum: int, frame: object) -> None:  # SIGTERM: clean up like Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    started = time.perf_counter()
+    try:
+        seller_costs = load_costs(costs) if costs else None
+        model = model_dir or champion_model_dir()
+        summary = score_open(
+            source,
+            destination,
+            model=model,
+            costs=seller_costs,
+            chunk_rows=chunk_rows,
+            workers=workers,
+            progress=progress,
+            mapping=mapping,
+            console=console,
+        )
+    except KeyboardInterrupt as exc:
+        console.print("[red]score-open interrupted:[/red] no output written")
+        raise typer.Exit(code=130) from exc
+    except Exception as exc:  # the CLI boundary: report, never a traceback for ops
+        seconds = time.perf_counter() - started
+        console.print(f"[red]score-open failed after {seconds:.1f} s:[/red] {exc}", soft_wrap=True)
+        console.print("no output written (a previous output, if any, is unchanged)")
+        raise typer.Exit(code=1) from exc
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    console.print(
+        f"rows {summary.rows:,} | scored {summary.scored:,} | errors {summary.errors:,} | "
+        f"{summary.seconds:.1f} s | {summary.rows_per_s:,.0f} rows/s "
+        f"({summary.pairs_per_s:,.0f} shipment-channel rows/s) -> {summary.destination}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for field_name, count in list(summary.errors_by_field.items())[:10]:
+        console.print(f"  errors on {field_name}: {count:,}", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -12,7 +12,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REGISTERED_MODEL_NAME = "shiprisk-risk"
@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     )
     default_rows: int = Field(default=200_000, ge=1000, description="main job dataset size")
     default_seed: int = 7
+    host: str = Field(default="127.0.0.1", description="address `shiprisk serve` binds")
+    port: int = Field(default=3000, ge=1, le=65535)
+    workers: int = Field(default=2, ge=1, le=64, description="BentoML worker processes")
+    max_body_bytes: int = Field(default=262_144, ge=1024, description="larger bodies get 413")
+    max_batch: int = Field(default=100, ge=1, le=10_000, description="shipments per /score_batch")
+    api_key: SecretStr | None = Field(default=None, description="require this key if set")
+    api_key_file: Path | None = Field(default=None, description="file holding the API key")
 
     @property
     def data_dir(self) -> Path:
@@ -66,6 +73,15 @@ class Settings(BaseSettings):
         if self.tracking_uri:
             return self.tracking_uri
         return f"sqlite:///{(self.mlflow_dir / 'mlflow.db').resolve()}"
+
+    def resolved_api_key(self) -> str | None:
+        """The API key from SHIPRISK_API_KEY or the file SHIPRISK_API_KEY_FILE names."""
+        if self.api_key is not None and self.api_key.get_secret_value():
+            return self.api_key.get_secret_value()
+        if self.api_key_file is not None:
+            key = self.api_key_file.read_text().strip()
+            return key or None
+        return None
 
     def ensure_dirs(self) -> None:
         """Create the working directories (called by commands, never at import)."""

@@ -12,7 +12,7 @@ text (CSV read with ``dtype=str``); both are accepted.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -587,18 +587,26 @@ _MODEL_ERROR = re.compile(r"^(?P<field>[A-Za-z_][A-Za-z0-9_]*): (?P<reason>.+)$"
 
 
 def describe_validation_error(exc: ValidationError) -> list[dict[str, str]]:
-    """Each pydantic error as ``{"field": "a.0.b", "reason": "..."}`` for API error bodies.
+    """Each pydantic error as ``{"field": "a.0.b", "reason": "..."}`` for API error bodies."""
+    return describe_errors(exc.errors())
+
+
+def describe_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Pydantic-style error dicts (``loc``, ``msg``) as ``{"field", "reason"}``.
 
     Cross-field rules raise ``"<field>: <reason>"`` at model level (empty location); the
-    field is recovered from the message so the caller can still name it.
+    field is recovered from the message so the caller can still name it. An error about the
+    whole body (malformed JSON, not an object) is attributed to ``body``.
     """
     out = []
-    for err in exc.errors():
-        field = ".".join(str(part) for part in err["loc"])
-        reason = str(err["msg"]).removeprefix("Value error, ")
+    for err in errors:
+        field = ".".join(str(part) for part in err.get("loc", ()))
+        reason = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         if not field:
             match = _MODEL_ERROR.match(reason)
             if match and match["field"] in SPECS:
                 field, reason = match["field"], match["reason"]
+            else:
+                field = "body"
         out.append({"field": field, "reason": reason})
     return out

@@ -1,0 +1,214 @@
+"""Reasons: the top factors behind p_loss and p_reject, in a seller's words.
+
+LightGBM's ``pred_contrib`` splits each raw score (log-odds) into per-feature
+contributions. Features are grouped back into factors named after contract fields
+(interaction features count towards the fields they combine), summed, and the factors
+that raise the risk most are phrased from the shipment's own values, e.g.
+"cash on delivery to a tier-3 destination" or "envelope for electronics worth 420 USD".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from shiprisk.features.pipeline import FEATURES
+from shiprisk.models.risk_model import OUTCOMES, RiskModel
+
+Ctx = Mapping[str, Any]
+
+FACTORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # factor: (contract fields it stands for, features that belong to it)
+    "payment": (("payment_method",), ("payment_method", "cod_x_risk_tier")),
+    "destination": (
+        ("destination_country",),
+        (
+            "destination_country",
+            "dest_zone",
+            "dest_risk_tier",
+            "dest_customs_tier",
+            "dest_cod_share",
+            "dest_remote_share",
+            "dest_customs_hold_days",
+        ),
+    ),
+    "channel": (
+        ("channel_id",),
+        (
+            "channel_id",
+            "channel_type",
+            "tracking_level",
+            "liability_usd",
+            "transit_min",
+            "transit_max",
+            "transit_total",
+        ),
+    ),
+    "packaging": (("packaging", "goods_category"), ("packaging", "soft_pack_valuable")),
+    "goods": (("goods_category",), ("goods_category", "sensitive_x_customs", "fragile")),
+    "value": (
+        ("declared_value", "currency"),
+        ("log_value_usd", "log_value_per_kg", "log_value_per_item", "untracked_log_value"),
+    ),
+    "duties": (("duties_terms",), ("duties_terms", "ddu_x_customs", "ddu_log_value_x_customs")),
+    "tax_id": (
+        ("recipient_tax_id_present",),
+        ("tax_id_present", "missing_tax_id", "dest_requires_tax_id"),
+    ),
+    "address": (("address_quality",), ("address_quality",)),
+    "buyer": (
+        ("buyer_prior_orders", "buyer_prior_refusals"),
+        ("buyer_prior_orders", "buyer_prior_refusals", "refusal_rate", "new_buyer"),
+    ),
+    "label": (("valuable_wording",), ("valuable_wording", "wording_x_tracking")),
+    "season": (("created_at",), ("month", "weekday", "peak_season")),
+    "size": (
+        ("weight_kg", "length_cm", "width_cm", "height_cm", "item_count"),
+        ("weight_kg", "volumetric_kg", "volume_ratio", "longest_cm", "item_count"),
+    ),
+    "remote": (("remote_area",), ("remote_area",)),
+    "marketplace": (("marketplace",), ("marketplace",)),
+}
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
+def _phrase_payment(c: Ctx) -> str:
+    if c["payment_method"] == "cod":
+        return f"cash on delivery to a tier-{c['risk_tier']} destination"
+    return "prepaid order"
+
+
+def _phrase_channel(c: Ctx) -> str:
+    tracking = {0: "untracked", 1: "partly tracked", 2: "fully tracked"}[int(c["tracking"])]
+    return f"{c['channel_id']}: {tracking}, about {c['transit']:.0f} days in transit"
+
+
+def _phrase_packaging(c: Ctx) -> str:
+    packaging = c["packaging"].replace("_", " ")
+    return f"{packaging} for {c['goods_category'].replace('_', ' ')} worth {c['value_usd']:.0f} USD"
+
+
+def _phrase_value(c: Ctx) -> str:
+    suffix = " on an untracked channel" if int(c["tracking"]) == 0 else ""
+    return f"declared value {c['value_usd']:.0f} USD{suffix}"
+
+
+def _phrase_duties(c: Ctx) -> str:
+    if c["duties_terms"] == "DDU":
+        return f"duties unpaid (DDU) into a customs tier-{c['customs_tier']} country"
+    return "duties paid by the seller (DDP)"
+
+
+def _phrase_tax(c: Ctx) -> str:
+    if c["requires_tax_id"] and not c["recipient_tax_id_present"]:
+        return f"recipient tax id missing, and {c['destination_country']} requires it"
+    return "recipient tax id " + ("present" if c["recipient_tax_id_present"] else "absent")
+
+
+def _phrase_buyer(c: Ctx) -> str:
+    orders, refusals = c["buyer_prior_orders"], c["buyer_prior_refusals"]
+    if orders == 0:
+        return "first order from this buyer"
+    return f"buyer refused {refusals} of {orders} earlier orders"
+
+
+PHRASES: dict[str, Callable[[Ctx], str]] = {
+    "payment": _phrase_payment,
+    "destination": lambda c: (
+        f"destination {c['destination_country']} (risk tier {c['risk_tier']}, "
+        f"customs tier {c['customs_tier']})"
+    ),
+    "channel": _phrase_channel,
+    "packaging": _phrase_packaging,
+    "goods": lambda c: (
+        f"{c['goods_category'].replace('_', ' ')}{' marked fragile' if c['fragile'] else ''} "
+        f"through customs tier {c['customs_tier']}"
+    ),
+    "value": _phrase_value,
+    "duties": _phrase_duties,
+    "tax_id": _phrase_tax,
+    "address": lambda c: f"{c['address_quality']} delivery address",
+    "buyer": _phrase_buyer,
+    "label": lambda c: (
+        "valuable wording on the outer label" if c["valuable_wording"] else "plain outer label"
+    ),
+    "season": lambda c: f"shipped in {MONTHS[int(c['month']) - 1]}",
+    "size": lambda c: f"{c['weight_kg']:g} kg parcel, {c['item_count']} item(s)",
+    "remote": lambda c: "remote-area delivery" if c["remote_area"] else "not a remote area",
+    "marketplace": lambda c: f"sold on {c['marketplace']}",
+}
+
+
+@dataclass(frozen=True)
+class Reason:
+    outcome: str
+    factor: str
+    fields: tuple[str, ...]
+    text: str
+    contribution: float
+
+
+def _factor_matrix() -> tuple[list[str], np.ndarray]:
+    """(factors, F+1) 0/1 matrix mapping feature contributions to factors (bias dropped)."""
+    names = list(FACTORS)
+    index = {f: i for i, f in enumerate(FEATURES)}
+    matrix = np.zeros((len(names), len(FEATURES) + 1))
+    for i, name in enumerate(names):
+        for feature in FACTORS[name][1]:
+            matrix[i, index[feature]] = 1.0
+    return names, matrix
+
+
+_FACTOR_NAMES, _FACTOR_MATRIX = _factor_matrix()
+
+
+def explain(
+    model: RiskModel, record: Mapping[str, Any], x: np.ndarray, *, top: int = 3
+) -> list[Reason]:
+    """Top factors raising p_loss and p_reject for one encoded row ``x`` (shape (F,))."""
+    row = x.reshape(1, -1)
+    ctx = _context(record, row[0])
+    reasons: list[Reason] = []
+    for outcome in OUTCOMES:
+        contrib = model.contributions(row, outcome)[0]
+        by_factor = _FACTOR_MATRIX @ contrib
+        for i in np.argsort(-by_factor)[:top]:
+            if by_factor[i] <= 0:
+                break
+            name = _FACTOR_NAMES[i]
+            reasons.append(
+                Reason(outcome, name, FACTORS[name][0], PHRASES[name](ctx), float(by_factor[i]))
+            )
+    return reasons
+
+
+def _context(record: Mapping[str, Any], x: np.ndarray) -> dict[str, Any]:
+    """Shipment values plus the derived ones the phrases use (read from the feature row)."""
+    at = {f: x[i] for i, f in enumerate(FEATURES)}
+    created = record["created_at"]
+    return {
+        **record,
+        "risk_tier": int(at["dest_risk_tier"]),
+        "customs_tier": int(at["dest_customs_tier"]),
+        "requires_tax_id": bool(at["dest_requires_tax_id"]),
+        "tracking": at["tracking_level"],
+        "transit": at["transit_total"],
+        "value_usd": float(np.expm1(at["log_value_usd"])),
+        "month": int(at["month"]) if np.isfinite(at["month"]) else created.month,
+    }

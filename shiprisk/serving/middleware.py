@@ -1,0 +1,223 @@
+"""ASGI middlewares for the scoring service: auth, body size, error shape, OpenAPI.
+
+BentoML has no request-size limit and answers validation errors in its own shape, so:
+
+* :class:`ApiKeyMiddleware` - optional API key (``x-api-key`` or ``Authorization: Bearer``),
+  compared in constant time; health, readiness, metrics and docs stay open;
+* :class:`BodyLimitMiddleware` - 413 before any scoring work for bodies over the limit
+  (declared ``Content-Length`` or counted while streaming a chunked body);
+* :class:`ErrorShapeMiddleware` - every 400 becomes ``{"error", "fields": [{field, reason}]}``;
+* :class:`OpenApiMiddleware` - declares the 400 / 401 / 413 answers in ``/docs.json``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from shiprisk.data.validation import describe_errors
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/"})
+PROTECTED_PREFIXES = ("/score",)
+
+
+async def send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class ApiKeyMiddleware:
+    """401 on scoring endpoints unless the request carries the configured key."""
+
+    def __init__(self, app: ASGIApp, key: str | None) -> None:
+        self.app = app
+        self.key = key.encode() if key else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        guarded = self.key and scope["type"] == "http" and _protected(scope["path"])
+        if guarded and not hmac.compare_digest(_presented_key(scope), self.key):
+            await send_json(send, 401, {"error": "missing or invalid API key", "fields": []})
+            return
+        await self.app(scope, receive, send)
+
+
+def _protected(path: str) -> bool:
+    return path not in OPEN_PATHS and path.startswith(PROTECTED_PREFIXES)
+
+
+def _presented_key(scope: Scope) -> bytes:
+    headers = dict(scope.get("headers") or [])
+    key = headers.get(b"x-api-key")
+    if key is None:
+        auth = headers.get(b"authorization", b"")
+        key = auth[7:] if auth[:7].lower() == b"bearer " else b""
+    return key
+
+
+class BodyLimitMiddleware:
+    """413 for bodies larger than ``max_bytes``, before the body reaches the service."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(send)
+            return
+        chunks, total, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > self.max_bytes:
+                await self._refuse(send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body, sent = b"".join(chunks), False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send) -> None:
+        await send_json(
+            send,
+            413,
+            {
+                "error": f"request body larger than {self.max_bytes} bytes",
+                "fields": [{"field": "body", "reason": f"at most {self.max_bytes} bytes"}],
+            },
+        )
+
+
+class ErrorShapeMiddleware:
+    """Rewrite BentoML's 400 validation answers into ``{error, fields: [{field, reason}]}``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        held: Message | None = None
+        parts: list[bytes] = []
+
+        async def wrapped(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start" and message["status"] == 400:
+                held = message
+                return
+            if held is not None and message["type"] == "http.response.body":
+                parts.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                body = _reshape(b"".join(parts))
+                headers = [(k, v) for k, v in held["headers"] if k.lower() != b"content-length"]
+                headers.append((b"content-length", str(len(body)).encode()))
+                await send({**held, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+            await send(message)
+
+        await self.app(scope, receive, wrapped)
+
+
+def _reshape(raw: bytes) -> bytes:
+    try:
+        payload = json.loads(raw or b"{}")
+    except ValueError:
+        return raw
+    if isinstance(payload, dict) and isinstance(payload.get("detail"), list):
+        fields = describe_errors(d for d in payload["detail"] if isinstance(d, dict))
+        return json.dumps({"error": "invalid request", "fields": fields}).encode()
+    if isinstance(payload, list) and payload and isinstance(payload[0], dict):
+        payload = payload[0]  # BentoML's InvalidArgument answers a one-element list
+    if isinstance(payload, dict) and "error" in payload:
+        return json.dumps({"error": payload["error"], "fields": payload.get("fields", [])}).encode()
+    return raw
+
+
+class OpenApiMiddleware:
+    """Add the 400/401/413 answers (with the error body schema) to ``/docs.json``."""
+
+    def __init__(self, app: ASGIApp, error_schema: dict[str, Any], auth: bool) -> None:
+        self.app = app
+        self.error_schema = error_schema
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/docs.json":
+            await self.app(scope, receive, send)
+            return
+        held: Message | None = None
+        parts: list[bytes] = []
+
+        async def wrapped(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                held = message
+                return
+            if held is not None and message["type"] == "http.response.body":
+                parts.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                body = self._patch(b"".join(parts))
+                headers = [(k, v) for k, v in held["headers"] if k.lower() != b"content-length"]
+                headers.append((b"content-length", str(len(body)).encode()))
+                await send({**held, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+            await send(message)
+
+        await self.app(scope, receive, wrapped)
+
+    def _patch(self, raw: bytes) -> bytes:
+        spec = json.loads(raw)
+        spec.setdefault("components", {}).setdefault("schemas", {})["ErrorBody"] = self.error_schema
+        ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        answers = {
+            "400": "Invalid request: the body names each field and the reason",
+            "413": "Request body or batch too large",
+        }
+        if self.auth:
+            answers["401"] = "Missing or invalid API key"
+        for path, item in spec.get("paths", {}).items():
+            operation = item.get("post")
+            if not path.startswith(PROTECTED_PREFIXES) or not isinstance(operation, dict):
+                continue
+            responses = operation.setdefault("responses", {})
+            for code, text in answers.items():
+                responses[code] = {"description": text, "content": ref}
+            if self.auth:
+                operation["security"] = [{"ApiKey": []}]
+        if self.auth:
+            spec["components"].setdefault("securitySchemes", {})["ApiKey"] = {
+                "type": "apiKey",
+                "in": "header",
+                "name": "x-api-key",
+            }
+        return json.dumps(spec).encode()

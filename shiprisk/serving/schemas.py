@@ -1,0 +1,115 @@
+"""API request and response models, derived from the shipment contract.
+
+``ScoreRequest`` *is* the contract's ``ShipmentRequest`` plus the seller's optional
+constraints and cost overrides, so the API, the pipeline and file validation share one
+schema. Responses are plain pydantic models (BentoML serialises them as JSON).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shiprisk.data.contract import ShipmentRequest
+from shiprisk.serving.policy import Constraints, SellerCosts
+
+HARD_MAX_BATCH = 10_000
+"""Schema-level ceiling; the configurable limit (smaller) answers 413 in the handler."""
+
+
+class ScoreRequest(ShipmentRequest):
+    """One shipment to score, optionally with candidate channels, constraints and costs."""
+
+    constraints: Constraints | None = Field(
+        default=None, description="Seller's hard limits on the recommended channel."
+    )
+    costs: SellerCosts | None = Field(
+        default=None, description="Overrides of the seller cost settings for this request."
+    )
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    shipments: list[ScoreRequest] = Field(min_length=1, max_length=HARD_MAX_BATCH)
+
+
+class ChannelScore(BaseModel):
+    channel_id: str
+    name: str | None = None
+    carrier: str | None = None
+    requested: bool = Field(description="the request named this channel")
+    eligible: bool
+    ineligible_reasons: list[str] = []
+    allowed: bool = Field(description="eligible and within the seller's constraints")
+    blocked_reasons: list[str] = []
+    p_loss: float = Field(ge=0, le=1)
+    p_reject: float = Field(ge=0, le=1)
+    price_usd: float | None = None
+    premium_usd: float | None = None
+    insure: bool
+    expected_cost_usd: float | None = None
+    expected_cost_uninsured_usd: float | None = None
+    transit_days: float | None = None
+    tracking: Literal["none", "partial", "full"] | None = None
+
+
+class Recommendation(BaseModel):
+    channel_id: str
+    insure: bool
+    p_loss: float
+    p_reject: float
+    price_usd: float
+    premium_usd: float | None
+    expected_cost_usd: float
+    cheapest_channel_id: str | None
+    saving_vs_cheapest_usd: float | None = Field(
+        description="expected cost of the cheapest eligible channel minus the recommendation's"
+    )
+
+
+class Reason(BaseModel):
+    outcome: Literal["loss", "reject"]
+    factor: str
+    fields: list[str]
+    text: str
+    contribution: float = Field(description="raise in the outcome's log-odds")
+
+
+class Action(BaseModel):
+    code: str
+    text: str
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+    digest: str
+
+
+class ScoreResponse(BaseModel):
+    order_id: str
+    channels: list[ChannelScore]
+    recommendation: Recommendation | None
+    no_recommendation_reason: str | None = None
+    reasons: list[Reason]
+    actions: list[Action]
+    warnings: list[str]
+    model: ModelRef
+
+
+class BatchResponse(BaseModel):
+    results: list[ScoreResponse]
+    model: ModelRef
+
+
+class FieldError(BaseModel):
+    field: str
+    reason: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx answer: what went wrong and, for bad input, which fields and why."""
+
+    error: str
+    fields: list[FieldError] = []

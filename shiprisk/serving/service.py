@@ -1,0 +1,95 @@
+"""The BentoML service: ``POST /score`` and ``POST /score_batch`` for checkout.
+
+Start it with ``shiprisk serve`` (imports the MLflow champion into the BentoML store and
+pins its tag) or ``bentoml serve shiprisk.serving.service:ShipRisk`` once a tag is pinned.
+Each worker is a fresh interpreter that loads and verifies the model in ``__init__``
+(nothing is loaded before a fork); requests are scored by :class:`Scorer` on one thread.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import bentoml
+from starlette.responses import JSONResponse
+
+from shiprisk.serving.middleware import (
+    ApiKeyMiddleware,
+    BodyLimitMiddleware,
+    ErrorShapeMiddleware,
+    OpenApiMiddleware,
+)
+from shiprisk.serving.model_store import BENTO_MODEL_NAME, pinned_tag
+from shiprisk.serving.schemas import (
+    BatchRequest,
+    BatchResponse,
+    ErrorBody,
+    ModelRef,
+    ScoreRequest,
+    ScoreResponse,
+)
+from shiprisk.settings import get_settings
+
+log = logging.getLogger("shiprisk.service")
+_settings = get_settings()
+MODEL_TAG = pinned_tag() or f"{BENTO_MODEL_NAME}:unpinned"
+_API_KEY = _settings.resolved_api_key()
+
+
+@bentoml.service(
+    name="shiprisk",
+    workers=_settings.workers,
+    envs=[{"name": "OMP_NUM_THREADS", "value": "1"}],
+    traffic={"timeout": 30},
+)
+class ShipRisk:
+    """Loss and rejection risk per channel, the recommended channel and insurance."""
+
+    stored_model = bentoml.models.BentoModel(MODEL_TAG)
+
+    def __init__(self) -> None:
+        from pathlib import Path
+
+        from shiprisk.serving.scorer import Scorer
+
+        labels = self.stored_model.info.labels
+        ref = ModelRef(
+            name=BENTO_MODEL_NAME,
+            version=labels.get("mlflow_version", "?"),
+            digest=labels.get("digest", "?"),
+        )
+        self.scorer = Scorer.from_directory(Path(self.stored_model.path), ref)
+        self.ref = ref
+        self.max_batch = get_settings().max_batch
+        log.warning(
+            "shiprisk serving %s (MLflow version %s, digest %s)", MODEL_TAG, ref.version, ref.digest
+        )
+
+    @bentoml.api(route="/score")
+    def score(self, request: ScoreRequest, /) -> ScoreResponse:
+        """Score one shipment on every eligible (or listed) channel and recommend one."""
+        return self.scorer.score(request)
+
+    @bentoml.api(route="/score_batch")
+    def score_batch(self, batch: BatchRequest, /) -> BatchResponse:
+        """Score up to SHIPRISK_MAX_BATCH shipments in one call."""
+        if len(batch.shipments) > self.max_batch:
+            return JSONResponse(  # type: ignore[return-value]
+                {
+                    "error": f"too many shipments: {len(batch.shipments)} > {self.max_batch}",
+                    "fields": [{"field": "shipments", "reason": f"at most {self.max_batch}"}],
+                },
+                status_code=413,
+            )
+        return BatchResponse(
+            results=[self.scorer.score(s) for s in batch.shipments], model=self.ref
+        )
+
+
+# Outermost first: refuse unauthenticated calls before reading any body, then oversized bodies.
+ShipRisk.add_asgi_middleware(ApiKeyMiddleware, key=_API_KEY)
+ShipRisk.add_asgi_middleware(BodyLimitMiddleware, max_bytes=_settings.max_body_bytes)
+ShipRisk.add_asgi_middleware(
+    OpenApiMiddleware, error_schema=ErrorBody.model_json_schema(), auth=_API_KEY is not None
+)
+ShipRisk.add_asgi_middleware(ErrorShapeMiddleware)
