@@ -71,3 +71,114 @@ def champion_model(trained, session_home: Path):
     version = registry.get_version(CHAMPION)
     path = registry.download_risk_model(version, session_home / "champion_model")
     return RiskModel.load(path)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningServer:
+    """A `bentoml serve` subprocess on a free loopback port, stopped at session end."""
+
+    def __init__(self, tag: str, env: dict[str, str], log_path: Path) -> None:
+        import subprocess
+        import sys
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.tag = tag
+        self.log_path = log_path
+        bentoml = str(Path(sys.executable).with_name("bentoml"))
+        full_env = dict(os.environ, **env, SHIPRISK_MODEL_TAG=tag, BENTOML_DO_NOT_TRACK="true")
+        full_env.setdefault("OMP_NUM_THREADS", "1")
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [
+                bentoml,
+                "serve",
+                "shiprisk.serving.service:ShipRisk",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 240.0) -> None:
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"server not ready in {timeout}s: {self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except Exception:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self._log.close()
+
+
+TEST_API_KEY = "test-key-not-a-secret"
+
+
+@pytest.fixture(scope="session")
+def served_tag(trained) -> str:
+    """The champion imported into the session's BentoML store (pinned tag)."""
+    from shiprisk.serving.model_store import import_version
+
+    return import_version().tag
+
+
+@pytest.fixture(scope="session")
+def server(served_tag: str, session_home: Path):
+    """The real BentoML server, started once per session, with API-key auth on."""
+    srv = RunningServer(
+        served_tag,
+        {
+            "SHIPRISK_API_KEY": TEST_API_KEY,
+            "SHIPRISK_WORKERS": "1",
+            "SHIPRISK_MAX_BATCH": "20",
+            "SHIPRISK_MAX_BODY_BYTES": "65536",
+        },
+        session_home / "server.log",
+    )
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="session")
+def api(server):
+    """An httpx client for the session server, with the API key."""
+    import httpx
+
+    with httpx.Client(
+        base_url=server.url, headers={"x-api-key": TEST_API_KEY}, timeout=60
+    ) as client:
+        yield client

@@ -194,7 +194,7 @@ class ShipmentFeaturizer:
             cols["channel_id"] = np.asarray(channel_ids, dtype=object)
         created = pd.to_datetime(frame["created_at"], utc=True)
         cols["month"] = created.dt.month.to_numpy(dtype=np.float64)
-        cols["weekday"] = created.dt.weekday.to_numpy(dtype=np.float64)
+        cols["weekday"] = created.dt.dayofweek.to_numpy(dtype=np.float64)
         return self._encode(cols)
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:

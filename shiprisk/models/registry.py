@@ -167,9 +167,10 @@ def rollback() -> tuple[str, str]:
     current = get_version(CHAMPION)
     if current is None or len(history) < 2:
         raise RuntimeError("no previous champion to roll back to")
-    if history[-1] != current.version:  # alias moved by hand: trust the alias
-        history = [v for v in history if v != current.version] + [current.version]
+    now = str(current.version)
+    if history[-1] != now:  # alias moved by hand: trust the alias
+        history = [v for v in history if v != now] + [now]
     previous = history[-2]
     set_alias(CHAMPION, previous)
     client().set_registered_model_tag(model_name(), HISTORY_TAG, json.dumps(history[:-1]))
-    return current.version, previous
+    return now, previous

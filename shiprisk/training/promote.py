@@ -70,13 +70,13 @@ def decide(max_ratio: float = 1.005) -> PromotionDecision:
     champion = registry.get_version(CHAMPION)
     decision = PromotionDecision(
         False,
-        challenger.version if challenger else None,
-        champion.version if champion else None,
+        str(challenger.version) if challenger else None,
+        str(champion.version) if champion else None,
     )
     if challenger is None:
         decision.reasons.append("refused: no model version has the 'challenger' alias")
         return decision
-    if champion is not None and champion.version == challenger.version:
+    if champion is not None and str(champion.version) == str(challenger.version):
         decision.reasons.append(f"refused: version {challenger.version} is already champion")
         return decision
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,0 +1,86 @@
+"""The one feature pipeline: both entry points agree, unknowns never crash, JSON round-trip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shiprisk.features.pipeline import CATEGORICAL_FEATURES, FEATURES, ShipmentFeaturizer
+
+
+@pytest.fixture(scope="module")
+def fitted(sim_frame):
+    return ShipmentFeaturizer().fit(sim_frame.iloc[:20_000])
+
+
+@pytest.fixture(scope="module")
+def mixed_rows(sim_frame) -> pd.DataFrame:
+    """1 000 rows, a fifth of them with categories the pipeline never saw."""
+    rows = sim_frame.iloc[25_000:26_000].copy().reset_index(drop=True)
+    odd = rows.index % 5 == 0
+    rows.loc[odd, "destination_country"] = "ZZ"
+    rows.loc[rows.index % 7 == 0, "channel_id"] = "brand_new_line"
+    rows.loc[rows.index % 11 == 0, "marketplace"] = "tiktok_shop"
+    rows.loc[rows.index % 13 == 0, "created_at"] = pd.Timestamp("2025-11-28 23:30", tz="UTC")
+    return rows
+
+
+def test_fit_follows_the_estimator_contract(sim_frame) -> None:
+    featurizer = ShipmentFeaturizer()
+    assert featurizer.fit(sim_frame.iloc[:2000]) is featurizer
+    learned = [a for a in vars(featurizer) if a.endswith("_") and not a.startswith("_")]
+    assert {"categories_", "feature_names_", "categorical_features_"} <= set(learned)
+    assert featurizer.feature_names_ == list(FEATURES)
+    assert [FEATURES[i] for i in featurizer.categorical_features_] == list(CATEGORICAL_FEATURES)
+
+
+def test_fast_path_equals_transform_on_1000_rows_with_unknowns(fitted, mixed_rows) -> None:
+    batch = fitted.transform(mixed_rows)
+    records = mixed_rows.to_dict(orient="records")
+    fast = fitted.transform_records(records)
+    assert batch.dtype == fast.dtype == np.float64
+    assert batch.shape == (1000, len(FEATURES))
+    np.testing.assert_array_equal(batch, fast)
+
+
+def test_unknown_categories_map_to_the_reserved_code(fitted, mixed_rows) -> None:
+    X = fitted.transform(mixed_rows)
+    col = {f: i for i, f in enumerate(FEATURES)}
+    zz = (mixed_rows["destination_country"] == "ZZ").to_numpy()
+    assert (X[zz, col["destination_country"]] == 0).all()
+    assert (X[~zz, col["destination_country"]] > 0).all()
+    new = (mixed_rows["channel_id"] == "brand_new_line").to_numpy()
+    assert (X[new, col["channel_id"]] == 0).all() and (X[new, col["channel_type"]] == 0).all()
+    assert np.isfinite(X[:, [col["transit_total"], col["dest_zone"]]]).all()
+
+
+def test_encode_channels_is_the_fast_path_per_channel(fitted, mixed_rows) -> None:
+    record = mixed_rows.iloc[3].to_dict()
+    channels = ["epacket", "dhl_express", "brand_new_line"]
+    encoded = fitted.encode_channels(record, channels)
+    expected = fitted.transform(pd.DataFrame([{**record, "channel_id": c} for c in channels]))
+    np.testing.assert_array_equal(encoded, expected)
+
+
+def test_pipeline_round_trips_through_json(fitted, mixed_rows) -> None:
+    state = json.loads(json.dumps(fitted.to_dict()))
+    reloaded = ShipmentFeaturizer.from_dict(state)
+    np.testing.assert_array_equal(reloaded.transform(mixed_rows), fitted.transform(mixed_rows))
+
+
+def test_from_dict_refuses_another_feature_list(fitted) -> None:
+    state = fitted.to_dict()
+    state["feature_names"] = state["feature_names"][:-1]
+    with pytest.raises(ValueError, match="feature list"):
+        ShipmentFeaturizer.from_dict(state)
+
+
+def test_timezone_of_the_record_does_not_change_features(fitted, mixed_rows) -> None:
+    record = mixed_rows.iloc[13].to_dict()  # 2025-11-28 23:30 UTC: still November in UTC
+    shifted = {**record, "created_at": "2025-11-29T07:30:00+08:00"}
+    np.testing.assert_array_equal(
+        fitted.transform_records([record]), fitted.transform_records([shifted])
+    )

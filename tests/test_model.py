@@ -1,0 +1,140 @@
+"""The risk model: probabilities, pickle-free storage with checksums, quality signals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from shiprisk.models.risk_model import (
+    MANIFEST,
+    ModelIntegrityError,
+    RiskModel,
+    model_digest,
+)
+from shiprisk.training.config import load_config
+from shiprisk.training.train import evaluate_split, time_split
+
+
+def test_probabilities_are_valid_and_sum_below_one(champion_model, sim_frame) -> None:
+    probs = champion_model.predict_frame(sim_frame.iloc[:5000])
+    p_loss, p_reject = probs["p_loss"].to_numpy(), probs["p_reject"].to_numpy()
+    assert np.isfinite(p_loss).all() and np.isfinite(p_reject).all()
+    assert (p_loss > 0).all() and (p_reject > 0).all()
+    assert (p_loss + p_reject <= 1.0).all()
+
+
+def test_renormalisation_keeps_the_sum_below_one(champion_model) -> None:
+    # Push both calibrated heads towards 1 and check the renormalisation step.
+    X = champion_model.featurizer.transform_records(
+        [
+            {
+                **_extreme_record(),
+                "channel_id": "cnpost_untracked",
+            }
+        ]
+    )
+    saved = {o: (c.a, c.b) for o, c in champion_model.calibrators.items()}
+    try:
+        for c in champion_model.calibrators.values():
+            c.b += 8.0
+        p_loss, p_reject = champion_model.predict_matrix(X)
+        assert (p_loss + p_reject <= 1.0).all()
+        assert p_loss[0] > 0.3 and p_reject[0] > 0.3
+    finally:
+        for o, (a, b) in saved.items():
+            champion_model.calibrators[o].a, champion_model.calibrators[o].b = a, b
+
+
+def test_save_and_load_give_identical_probabilities(champion_model, sim_frame, tmp_path) -> None:
+    path = champion_model.save(tmp_path / "model")
+    names = sorted(p.name for p in path.iterdir())
+    assert names == sorted(
+        ["booster_loss.txt", "booster_reject.txt", "pipeline.json", "calibration.json", MANIFEST]
+    )
+    assert not any(p.suffix in (".pkl", ".pickle") for p in path.iterdir())
+    reloaded = RiskModel.load(path)
+    rows = sim_frame.iloc[:2000]
+    np.testing.assert_array_equal(
+        reloaded.predict_frame(rows).to_numpy(), champion_model.predict_frame(rows).to_numpy()
+    )
+    assert model_digest(path) == model_digest(champion_model.save(tmp_path / "again"))
+
+
+def test_a_corrupted_file_is_refused(champion_model, tmp_path) -> None:
+    path = champion_model.save(tmp_path / "model")
+    booster = path / "booster_reject.txt"
+    text = booster.read_text()
+    booster.write_text(text.replace("leaf_value=", "leaf_value=1", 1))
+    with pytest.raises(ModelIntegrityError, match="checksum mismatch"):
+        RiskModel.load(path)
+
+
+def test_a_missing_manifest_is_refused(champion_model, tmp_path) -> None:
+    path = champion_model.save(tmp_path / "model")
+    (path / MANIFEST).unlink()
+    with pytest.raises(ModelIntegrityError, match="missing"):
+        RiskModel.load(path)
+
+
+def test_online_and_batch_paths_give_the_same_probabilities(champion_model, sim_frame) -> None:
+    rows = sim_frame.iloc[100:400]
+    batch = champion_model.predict_frame(rows)
+    online = champion_model.predict_records(rows.to_dict(orient="records"))
+    np.testing.assert_allclose(batch["p_loss"], online[0], rtol=0, atol=1e-12)
+    assert batch["p_reject"].to_numpy() == pytest.approx(online[1], abs=1e-12)
+
+
+def _extreme_record() -> dict:
+    from shiprisk.data.contract import example_request
+
+    return {
+        **example_request(),
+        "payment_method": "cod",
+        "destination_country": "BR",
+        "address_quality": "unverified",
+        "packaging": "envelope",
+        "goods_category": "jewelry",
+        "valuable_wording": True,
+        "declared_value": 900.0,
+        "buyer_prior_orders": 4,
+        "buyer_prior_refusals": 4,
+    }
+
+
+@pytest.fixture(scope="module")
+def world_splits(sim_frame):
+    return time_split(sim_frame, load_config())
+
+
+def _gain(splits, drop: tuple[str, ...] = ()) -> dict[str, float]:
+    config = load_config()
+    train, cal, test = (s.copy() for s in (splits.train, splits.calibration, splits.test))
+    for frame in (train, cal, test):
+        for field in drop:
+            frame[field] = splits.train[field].iloc[0]
+    model = RiskModel.fit(train, cal, config.lightgbm, early_stopping_share=0.15)
+    p_loss, p_reject = model.predict_matrix(model.featurizer.transform(test))
+    priors = {
+        "loss": float((train.outcome == "lost").mean()),
+        "reject": float((train.outcome == "rejected").mean()),
+    }
+    metrics = evaluate_split({"loss": p_loss, "reject": p_reject}, test, priors)
+    return {o: m["gain_captured"] for o, m in metrics.items()}
+
+
+@pytest.fixture(scope="module")
+def full_gain(world_splits) -> dict[str, float]:
+    return _gain(world_splits)
+
+
+@pytest.mark.parametrize(
+    ("dropped", "outcome"),
+    [("address_quality", "reject"), ("payment_method", "reject"), ("address_quality", "loss")],
+)
+def test_the_world_is_not_easy(world_splits, full_gain, dropped: str, outcome: str) -> None:
+    """A model blind to one major driver captures clearly less of the reachable gain."""
+    blind = _gain(world_splits, (dropped,))
+    print(json.dumps({"full": full_gain, f"without {dropped}": blind}))
+    assert blind[outcome] < full_gain[outcome] - 0.05
