@@ -1,0 +1,99 @@
+"""Decisions against an oracle: what the recommendations are worth in true expected cost.
+
+The simulator knows each shipment's true p_loss and p_reject on every eligible channel.
+The oracle is the decision policy fed those true probabilities; our policy is the same code
+fed the model's. Every choice (channel + insure) is then costed with the TRUE
+probabilities, and compared with naive rules a seller might follow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from shiprisk.data.catalogs import Catalog, load_catalog
+from shiprisk.models.risk_model import RiskModel
+from shiprisk.serving.batch import frame_arrays
+from shiprisk.serving.policy import SellerCosts, build_candidates, decide
+
+
+@dataclass
+class DecisionReport:
+    n: int
+    mean_cost: dict[str, float]
+    share_of_oracle_saving: float
+    """(cost_cheapest - cost_ours) / (cost_cheapest - cost_oracle), summed over shipments."""
+    saving_vs: dict[str, float]
+    """Mean saving per shipment of our policy against each naive policy (USD)."""
+
+
+def evaluate_decisions(
+    frame: pd.DataFrame,
+    model: RiskModel,
+    *,
+    costs: SellerCosts | None = None,
+    catalog: Catalog | None = None,
+) -> DecisionReport:
+    from shiprisk.data.simulator import counterfactual_probabilities
+
+    catalog = catalog or load_catalog()
+    costs = costs or SellerCosts()
+    table = build_candidates(catalog, **frame_arrays(catalog, frame), costs=costs)
+    eligible = table.eligible
+    keep = eligible.any(axis=1)
+    frame, table = frame[keep].reset_index(drop=True), table.take(rows=np.flatnonzero(keep))
+    eligible = table.eligible
+    n, k = eligible.shape
+
+    truth = counterfactual_probabilities(frame, catalog=catalog)
+    true_loss, true_reject = np.nan_to_num(truth["p_loss"]), np.nan_to_num(truth["p_reject"])
+
+    # Model probabilities for every (shipment, channel) pair, one vectorised pass.
+    rows = np.repeat(np.arange(n), k)
+    channels = np.tile(np.asarray(catalog.channel_ids, dtype=object), n)
+    X = model.featurizer.transform(frame.iloc[rows], channel_ids=channels)
+    p_loss, p_reject = (p.reshape(n, k) for p in model.predict_matrix(X))
+
+    oracle = decide(table, true_loss, true_reject, costs)
+    ours = decide(table, p_loss, p_reject, costs)
+    true = decide(table, true_loss, true_reject, costs)  # true costs, insured and not
+    insured_cost = np.where(
+        np.isnan(true.expected_cost_insured), np.inf, true.expected_cost_insured
+    )
+    uninsured_cost = true.expected_cost_uninsured
+
+    def cost(channel: np.ndarray, insure: np.ndarray) -> np.ndarray:
+        idx = np.arange(n)
+        return np.where(insure, insured_cost[idx, channel], uninsured_cost[idx, channel])
+
+    def pick(score: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+        return np.where(allowed, score, np.inf).argmin(axis=1)
+
+    price = np.where(eligible, table.price_usd, np.inf)
+    cheapest = pick(price, eligible)
+    tracked = eligible & (table.tracking_level >= 1)
+    has_tracked = tracked.any(axis=1)
+    cheapest_tracked = np.where(has_tracked, pick(price, tracked), cheapest)
+    express_ids = [i for i, c in enumerate(catalog.channels) if c.channel_type == "express"]
+    express = eligible & np.isin(table.channel_index, express_ids)
+    cheapest_express = np.where(express.any(axis=1), pick(price, express), cheapest)
+    no = np.zeros(n, dtype=bool)
+    idx = np.arange(n)
+    choice_ours = ours.recommended
+    choice_oracle = oracle.recommended
+    costs_by_policy = {
+        "oracle": cost(choice_oracle, oracle.insure[idx, choice_oracle]),
+        "ours": cost(choice_ours, ours.insure[idx, choice_ours]),
+        "cheapest_eligible": cost(cheapest, no),
+        "cheapest_tracked": cost(cheapest_tracked, no),
+        "cheapest_express": cost(cheapest_express, no),
+        "insure_everything": cost(choice_ours, np.isfinite(insured_cost[idx, choice_ours])),
+        "insure_nothing": cost(choice_ours, no),
+    }
+    base, best, got = (costs_by_policy[k].sum() for k in ("cheapest_eligible", "oracle", "ours"))
+    share = float((base - got) / (base - best)) if base > best else float("nan")
+    mean = {name: float(c.mean()) for name, c in costs_by_policy.items()}
+    saving = {name: mean[name] - mean["ours"] for name in mean if name != "ours"}
+    return DecisionReport(n, mean, share, saving)
