@@ -49,11 +49,16 @@ def test_fast_path_equals_transform_on_1000_rows_with_unknowns(fitted, mixed_row
 def test_unknown_categories_map_to_the_reserved_code(fitted, mixed_rows) -> None:
     X = fitted.transform(mixed_rows)
     col = {f: i for i, f in enumerate(FEATURES)}
-    zz = (mixed_rows["destination_country"] == "ZZ").to_numpy()
-    assert (X[zz, col["destination_country"]] == 0).all()
-    assert (X[~zz, col["destination_country"]] > 0).all()
     new = (mixed_rows["channel_id"] == "brand_new_line").to_numpy()
     assert (X[new, col["channel_id"]] == 0).all() and (X[new, col["channel_type"]] == 0).all()
+    assert (X[~new, col["channel_id"]] > 0).all()
+    zz = (mixed_rows["destination_country"] == "ZZ").to_numpy()
+    dest = [col[f"dest_{a}"] for a in ("zone", "risk_tier", "customs_tier", "cod_share")]
+    unknown = np.asarray(fitted.unknown_destination_)[:4]
+    assert (X[np.ix_(zz, dest)] == unknown).all()
+    assert not fitted.is_known("destination_country", "ZZ")
+    assert fitted.is_known("destination_country", "US")
+    assert not fitted.is_known("marketplace", "tiktok_shop")
     assert np.isfinite(X[:, [col["transit_total"], col["dest_zone"]]]).all()
 
 

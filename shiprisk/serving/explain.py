@@ -26,7 +26,6 @@ FACTORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "destination": (
         ("destination_country",),
         (
-            "destination_country",
             "dest_zone",
             "dest_risk_tier",
             "dest_customs_tier",
@@ -70,7 +69,6 @@ FACTORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("weight_kg", "volumetric_kg", "volume_ratio", "longest_cm", "item_count"),
     ),
     "remote": (("remote_area",), ("remote_area",)),
-    "marketplace": (("marketplace",), ("marketplace",)),
 }
 MONTHS = (
     "January",
@@ -151,7 +149,6 @@ PHRASES: dict[str, Callable[[Ctx], str]] = {
     "season": lambda c: f"shipped in {MONTHS[int(c['month']) - 1]}",
     "size": lambda c: f"{c['weight_kg']:g} kg parcel, {c['item_count']} item(s)",
     "remote": lambda c: "remote-area delivery" if c["remote_area"] else "not a remote area",
-    "marketplace": lambda c: f"sold on {c['marketplace']}",
 }
 
 
