@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     maturity_days: int = Field(
         default=60, ge=0, description="shipments younger than this have no known outcome yet"
     )
-    default_rows: int = Field(default=200_000, ge=1000, description="main job dataset size")
+    default_rows: int = Field(default=300_000, ge=1000, description="main job dataset size")
     default_seed: int = 7
     host: str = Field(default="127.0.0.1", description="address `shiprisk serve` binds")
     port: int = Field(default=3000, ge=1, le=65535)

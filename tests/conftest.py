@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 SESSION_HOME = Path(tempfile.mkdtemp(prefix="shiprisk-tests-"))
-TRAIN_ROWS = 40_000
+TRAIN_ROWS = 50_000
 
 
 def pytest_configure(config: pytest.Config) -> None:
