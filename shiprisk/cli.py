@@ -167,7 +167,7 @@ def _serve(host: str | None, port: int | None, workers: int | None, alias: str) 
     try:
         resolved = resolve(alias)
     except NoVerifiedModelError as exc:
-        console.print(f"[red]cannot serve:[/red] {exc}")
+        console.print(f"[red]cannot serve:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(code=3) from exc
     _check_loadable(resolved.tag)
     pin(resolved.tag)
@@ -204,7 +204,7 @@ def _check_loadable(tag: str) -> None:
     try:
         Scorer.from_directory(Path(stored.path), ref)
     except Exception as exc:
-        console.print(f"[red]cannot serve {tag}:[/red] {type(exc).__name__}: {exc}")
+        console.print(f"[red]cannot serve {tag}:[/red] {type(exc).__name__}: {exc}", soft_wrap=True)
         raise typer.Exit(code=3) from exc
 
 

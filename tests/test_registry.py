@@ -16,7 +16,6 @@ import pytest
 
 from shiprisk.models import registry
 from shiprisk.settings import CHALLENGER, CHAMPION
-from shiprisk.training.promote import promote
 from shiprisk.training.train import train
 
 from .conftest import free_port
@@ -66,37 +65,17 @@ def test_logged_model_holds_no_pickle(trained, tmp_path) -> None:
     assert "loader_module: mlflow.pyfunc.loaders.code_model" in (local / "MLmodel").read_text()
 
 
-@pytest.fixture(scope="module")
-def worse_version(trained, sim_frame):
-    """A deliberately blinded, small-data challenger (registered, alias 'challenger')."""
-    small = sim_frame.iloc[:12_000]
-    result = train(
-        small,
-        with_baseline=False,
-        drop_features=("payment_method", "address_quality", "destination_country"),
-    )
-    return result.version
-
-
-def test_promotion_refuses_a_worse_challenger(trained, worse_version) -> None:
-    champion_before = str(registry.get_version(CHAMPION).version)
-    assert str(registry.get_version(CHALLENGER).version) == worse_version
-    decision = promote(1.005)
-    assert not decision.accepted
-    assert any(">" in r for r in decision.reasons)
-    assert str(registry.get_version(CHAMPION).version) == champion_before
-    tags = registry.client().get_model_version(registry.model_name(), worse_version).tags
-    assert tags["gate"] == "failed"
-
-
-def test_rollback_restores_the_previous_champion(trained, worse_version) -> None:
+def test_rollback_restores_the_previous_champion(trained) -> None:
     original = str(registry.get_version(CHAMPION).version)
-    registry.make_champion(worse_version)  # e.g. promoted by hand
-    assert str(registry.get_version(CHAMPION).version) == worse_version
+    source = registry.client().get_model_version(registry.model_name(), original).source
+    second = str(registry.register(source).version)  # e.g. a hand-promoted copy
+    registry.make_champion(second)
+    assert str(registry.get_version(CHAMPION).version) == second
     before, after = registry.rollback()
-    assert (before, after) == (worse_version, original)
+    assert (before, after) == (second, original)
     assert str(registry.get_version(CHAMPION).version) == original
-    registry.set_alias(CHALLENGER, trained.version)
+    with pytest.raises(RuntimeError, match="no previous champion"):
+        registry.rollback()
 
 
 def test_train_and_register_through_a_real_mlflow_server(sim_frame, tmp_path) -> None:

@@ -602,11 +602,11 @@ def describe_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]
     for err in errors:
         field = ".".join(str(part) for part in err.get("loc", ()))
         reason = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        if not field:
-            match = _MODEL_ERROR.match(reason)
-            if match and match["field"] in SPECS:
-                field, reason = match["field"], match["reason"]
-            else:
-                field = "body"
+        match = _MODEL_ERROR.match(reason)
+        if match and match["field"] in SPECS and not field.endswith(match["field"]):
+            # A cross-field rule fails at model level: name the field it blames.
+            field = f"{field}.{match['field']}" if field else match["field"]
+            reason = match["reason"]
+        field = field or "body"
         out.append({"field": field, "reason": reason})
     return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from shiprisk.data.validation import describe_errors
@@ -25,6 +25,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+OPENAPI_VERSION = "3.1.0"
+SCHEMA_REF = "#/components/schemas/{model}"
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/"})
 PROTECTED_PREFIXES = ("/score",)
 
@@ -162,12 +164,27 @@ def _reshape(raw: bytes) -> bytes:
 
 
 class OpenApiMiddleware:
-    """Add the 400/401/413 answers (with the error body schema) to ``/docs.json``."""
+    """Add the 400/401/413 answers (with the error body schema) to ``/docs.json``.
 
-    def __init__(self, app: ASGIApp, error_schema: dict[str, Any], auth: bool) -> None:
+    It also makes the document true to what the server accepts and returns: BentoML labels
+    it OpenAPI 3.0 but embeds pydantic's JSON Schema 2020-12 (numeric ``exclusiveMinimum``,
+    ``type: null``), which is OpenAPI 3.1; it marks the request body optional; and it drops
+    ``None`` from the top-level fields of a body (``recommendation`` may be null), so
+    ``models`` (path -> request and response pydantic models) restores those fields from
+    the models themselves.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        error_schema: dict[str, Any],
+        auth: bool,
+        models: Mapping[str, tuple[Any, Any]] | None = None,
+    ) -> None:
         self.app = app
         self.error_schema = error_schema
         self.auth = auth
+        self.models = dict(models or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/docs.json":
@@ -197,7 +214,20 @@ class OpenApiMiddleware:
 
     def _patch(self, raw: bytes) -> bytes:
         spec = json.loads(raw)
-        spec.setdefault("components", {}).setdefault("schemas", {})["ErrorBody"] = self.error_schema
+        spec["openapi"] = OPENAPI_VERSION
+        components = spec.setdefault("components", {}).setdefault("schemas", {})
+        error_schema = dict(self.error_schema)  # built with ref_template=SCHEMA_REF
+        for name, definition in error_schema.pop("$defs", {}).items():
+            components.setdefault(name, definition)
+        components["ErrorBody"] = error_schema
+        for path, (request_model, response_model) in self.models.items():
+            operation = spec.get("paths", {}).get(path, {}).get("post")
+            if isinstance(operation, dict) and isinstance(operation.get("requestBody"), dict):
+                operation["requestBody"]["required"] = True  # no body is a 400, not a default
+                body = operation["requestBody"].get("content", {})
+                ok = operation.get("responses", {}).get("200", {}).get("content", {})
+                _restore_fields(body.get("application/json"), request_model, components)
+                _restore_fields(ok.get("application/json"), response_model, components)
         ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
         answers = {
             "400": "Invalid request: the body names each field and the reason",
@@ -221,3 +251,14 @@ class OpenApiMiddleware:
                 "name": "x-api-key",
             }
         return json.dumps(spec).encode()
+
+
+def _restore_fields(media: dict[str, Any] | None, model: Any, components: dict[str, Any]) -> None:
+    """Replace a body schema's fields with the pydantic model's own (nullability included)."""
+    if not isinstance(media, dict) or not isinstance(media.get("schema"), dict):
+        return
+    own = model.model_json_schema(ref_template=SCHEMA_REF)
+    for name, definition in own.pop("$defs", {}).items():
+        components.setdefault(name, definition)
+    media["schema"]["properties"] = own.get("properties", {})
+    media["schema"]["required"] = own.get("required", [])

@@ -21,6 +21,10 @@ HARD_MAX_BATCH = 10_000
 class ScoreRequest(ShipmentRequest):
     """One shipment to score, optionally with candidate channels, constraints and costs."""
 
+    # BentoML logs every validation error's text; without this, the text quotes the values
+    # sent (a client's extra "buyer_name" field would land in the server log).
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     constraints: Constraints | None = Field(
         default=None, description="Seller's hard limits on the recommended channel."
     )
@@ -30,7 +34,7 @@ class ScoreRequest(ShipmentRequest):
 
 
 class BatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
     shipments: list[ScoreRequest] = Field(min_length=1, max_length=HARD_MAX_BATCH)
 
 

@@ -14,6 +14,7 @@ import bentoml
 from starlette.responses import JSONResponse
 
 from shiprisk.serving.middleware import (
+    SCHEMA_REF,
     ApiKeyMiddleware,
     BodyLimitMiddleware,
     ErrorShapeMiddleware,
@@ -90,6 +91,9 @@ class ShipRisk:
 ShipRisk.add_asgi_middleware(ApiKeyMiddleware, key=_API_KEY)
 ShipRisk.add_asgi_middleware(BodyLimitMiddleware, max_bytes=_settings.max_body_bytes)
 ShipRisk.add_asgi_middleware(
-    OpenApiMiddleware, error_schema=ErrorBody.model_json_schema(), auth=_API_KEY is not None
+    OpenApiMiddleware,
+    error_schema=ErrorBody.model_json_schema(ref_template=SCHEMA_REF),
+    auth=_API_KEY is not None,
+    models={"/score": (ScoreRequest, ScoreResponse), "/score_batch": (BatchRequest, BatchResponse)},
 )
 ShipRisk.add_asgi_middleware(ErrorShapeMiddleware)
