@@ -38,6 +38,39 @@ async def send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def rewrite_body(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    status: int,
+    transform: Callable[[bytes], bytes],
+) -> None:
+    """Run ``app``; if it answers ``status``, buffer its body and send ``transform(body)``."""
+    held: Message | None = None
+    parts: list[bytes] = []
+
+    async def wrapped(message: Message) -> None:
+        nonlocal held
+        if message["type"] == "http.response.start" and message["status"] == status:
+            held = message
+            return
+        if held is not None and message["type"] == "http.response.body":
+            parts.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = transform(b"".join(parts))
+            headers = [(k, v) for k, v in held["headers"] if k.lower() != b"content-length"]
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({**held, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await send(message)
+
+    await app(scope, receive, wrapped)
+
+
 class ApiKeyMiddleware:
     """401 on scoring endpoints unless the request carries the configured key."""
 
@@ -125,27 +158,7 @@ class ErrorShapeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        held: Message | None = None
-        parts: list[bytes] = []
-
-        async def wrapped(message: Message) -> None:
-            nonlocal held
-            if message["type"] == "http.response.start" and message["status"] == 400:
-                held = message
-                return
-            if held is not None and message["type"] == "http.response.body":
-                parts.append(message.get("body", b""))
-                if message.get("more_body", False):
-                    return
-                body = _reshape(b"".join(parts))
-                headers = [(k, v) for k, v in held["headers"] if k.lower() != b"content-length"]
-                headers.append((b"content-length", str(len(body)).encode()))
-                await send({**held, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-                return
-            await send(message)
-
-        await self.app(scope, receive, wrapped)
+        await rewrite_body(self.app, scope, receive, send, status=400, transform=_reshape)
 
 
 def _reshape(raw: bytes) -> bytes:
@@ -190,27 +203,7 @@ class OpenApiMiddleware:
         if scope["type"] != "http" or scope["path"] != "/docs.json":
             await self.app(scope, receive, send)
             return
-        held: Message | None = None
-        parts: list[bytes] = []
-
-        async def wrapped(message: Message) -> None:
-            nonlocal held
-            if message["type"] == "http.response.start" and message["status"] == 200:
-                held = message
-                return
-            if held is not None and message["type"] == "http.response.body":
-                parts.append(message.get("body", b""))
-                if message.get("more_body", False):
-                    return
-                body = self._patch(b"".join(parts))
-                headers = [(k, v) for k, v in held["headers"] if k.lower() != b"content-length"]
-                headers.append((b"content-length", str(len(body)).encode()))
-                await send({**held, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-                return
-            await send(message)
-
-        await self.app(scope, receive, wrapped)
+        await rewrite_body(self.app, scope, receive, send, status=200, transform=self._patch)
 
     def _patch(self, raw: bytes) -> bytes:
         spec = json.loads(raw)
