@@ -186,6 +186,7 @@ class ShipmentFeaturizer:
         self.feature_names_ = list(FEATURES)
         self.categorical_features_ = [FEATURES.index(f) for f in CATEGORICAL_FEATURES]
         self._build_lookups()
+        self.reference_ = _typical_row(self.transform(frame), self.categorical_features_)
         return self
 
     def _build_lookups(self) -> None:
@@ -333,6 +334,7 @@ class ShipmentFeaturizer:
             "usd_rates": self.usd_rates_,
             "feature_names": self.feature_names_,
             "categorical_features": self.categorical_features_,
+            "reference": self.reference_,
         }
 
     @classmethod
@@ -350,12 +352,23 @@ class ShipmentFeaturizer:
         self.usd_rates_ = dict(state["usd_rates"])
         self.feature_names_ = list(state["feature_names"])
         self.categorical_features_ = list(state["categorical_features"])
+        self.reference_ = [float(v) for v in state["reference"]]
         self._build_lookups()
         return self
 
     def is_known(self, field: str, value: str) -> bool:
         """Whether a categorical value was seen in training (used for warnings)."""
         return value in self._codes.get(field, {})
+
+
+def _typical_row(X: np.ndarray, categorical: Sequence[int]) -> list[float]:
+    """A typical shipment in feature space: the median, or the commonest code for
+    categorical columns; reasons compare a prediction with this reference."""
+    reference = np.nanmedian(X, axis=0)
+    for j in categorical:
+        codes, counts = np.unique(X[:, j], return_counts=True)
+        reference[j] = codes[np.argmax(counts)]
+    return [float(v) for v in reference]
 
 
 def _nan_to(value: float, default: float) -> float:

@@ -142,10 +142,9 @@ class RiskModel:
         """Online path: dicts in, arrays out; no DataFrame."""
         return self.predict_matrix(self.featurizer.transform_records(records), num_threads)
 
-    def contributions(self, X: np.ndarray, outcome: str, num_threads: int = 1) -> np.ndarray:
-        """Per-feature contributions to the raw score (last column: the bias)."""
-        booster = self.boosters[outcome]
-        return booster.predict(X, pred_contrib=True, num_threads=num_threads)
+    def raw_scores(self, X: np.ndarray, outcome: str, num_threads: int = 1) -> np.ndarray:
+        """Uncalibrated log-odds of one head (what the reasons compare)."""
+        return self.boosters[outcome].predict(X, raw_score=True, num_threads=num_threads)
 
     def feature_importance(self, outcome: str) -> np.ndarray:
         return self.boosters[outcome].feature_importance(importance_type="gain")
