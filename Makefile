@@ -24,3 +24,7 @@ test: bootstrap
 lint: bootstrap
 	$(UV) run --frozen ruff check --fix .
 	$(UV) run --frozen ruff format .
+
+bench: bootstrap
+	$(UV) sync --frozen --group bench --quiet
+	$(UV) run --frozen python benchmarks/run_all.py
