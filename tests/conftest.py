@@ -153,21 +153,34 @@ def served_tag(trained) -> str:
     return import_version().tag
 
 
+def start_server(tag: str, env: dict[str, str], log_path: Path, attempts: int = 3):
+    """Start and wait for a server; retry when circus loses the race for a free port.
+
+    BentoML's arbiter picks its ZMQ control ports by probing for free ones and binds them a
+    moment later; on a busy machine another process can take one in between."""
+    for attempt in range(attempts):
+        srv = RunningServer(tag, env, log_path)
+        try:
+            srv.wait_ready()
+            return srv
+        except RuntimeError as exc:
+            srv.stop()
+            if "Address already in use" not in str(exc) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture(scope="session")
 def server(served_tag: str, session_home: Path):
     """The real BentoML server, started once per session, with API-key auth on."""
-    srv = RunningServer(
-        served_tag,
-        {
-            "SHIPRISK_API_KEY": TEST_API_KEY,
-            "SHIPRISK_WORKERS": "1",
-            "SHIPRISK_MAX_BATCH": "20",
-            "SHIPRISK_MAX_BODY_BYTES": "65536",
-        },
-        session_home / "server.log",
-    )
+    env = {
+        "SHIPRISK_API_KEY": TEST_API_KEY,
+        "SHIPRISK_WORKERS": "1",
+        "SHIPRISK_MAX_BATCH": "20",
+        "SHIPRISK_MAX_BODY_BYTES": "65536",
+    }
+    srv = start_server(served_tag, env, session_home / "server.log")
     try:
-        srv.wait_ready()
         yield srv
     finally:
         srv.stop()
