@@ -183,10 +183,13 @@ GENERIC_FRAMES = (
 
 def py_spy_profile(pid: int, seconds: int, during: Callable[[], Any]) -> str:
     """py-spy (raw stacks, 200 Hz) of one worker while ``during`` loads it; top frames."""
+    import shutil
     from collections import Counter
 
     out = common.RESULTS / "logs" / f"py_spy_{pid}.txt"
-    spy = str(Path(sys.executable).with_name("py-spy"))
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).is_file():
+        return "py-spy is not installed: no profile (see the in-process benchmark's stages)"
     proc = subprocess.Popen(
         [
             spy,

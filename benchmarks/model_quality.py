@@ -114,6 +114,7 @@ def main() -> None:
             "baseline": evaluate_frame(frame, b_loss, b_reject, priors=priors),
             "seed": seed,
             "rows": len(frame),
+            "period": [str(frame["created_at"].min())[:10], str(frame["created_at"].max())[:10]],
         }
         if world == "default":
             per_world["by_channel"] = by_channel(frame, p_loss, p_reject, b_loss)
@@ -178,11 +179,9 @@ def main() -> None:
     report.notes.append(
         "LL_prior uses the base rate of the champion's training slice "
         f"(loss {priors['loss']:.5f}, reject {priors['reject']:.5f}); the fresh rows span the "
-        "whole simulated period (Jan 2024 - Jun 2025), the 'test window' lines keep only rows "
-        "created after the training and calibration slices. The world drifts (loss odds "
-        "x0.92 per year) and the model has no trend feature: it is calibrated to the newest "
-        "slice, so it under-predicts loss on the oldest rows - which is most of the ECE on the "
-        "whole period (compare the test-window and shifted-world lines)."
+        f"whole simulated period ({' to '.join(results['default']['period'])}), the 'test "
+        "window' lines keep only rows "
+        "created after the training and calibration slices (the shifted world is later still)."
     )
     if report.missed():
         model_info = model.info.get("best_iteration", {})

@@ -99,8 +99,9 @@ def render() -> str:
         f"Python {m['python']}, LightGBM {m['versions'].get('lightgbm')}, "
         f"MLflow {m['versions'].get('mlflow')}, BentoML {m['versions'].get('bentoml')}.",
         "",
-        "Command: `make bench` (= `uv run --frozen python benchmarks/run_all.py`); one script "
-        "alone: `uv run --frozen python benchmarks/<name>.py`. Load average (1/5/15 min) when "
+        "Command: `make bench` (= `uv sync --frozen --group bench` then `uv run --frozen python "
+        "benchmarks/run_all.py`); one script alone: `uv run --frozen python "
+        "benchmarks/<name>.py`. Load average (1/5/15 min) when "
         "each benchmark finished: "
         + ", ".join(
             f"{name} {'/'.join(str(x) for x in r['machine']['load_average'])}"
