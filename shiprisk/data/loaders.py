@@ -21,7 +21,6 @@ The mapping is read with YAML 1.2 booleans (only ``true``/``false``), so spellin
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,6 +38,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from shiprisk.data.atomic import write_atomic
 from shiprisk.data.contract import OUTCOME_DATE_FIELD, OUTCOME_FIELD, SCHEMA_FIELDS, SPECS
 from shiprisk.data.validation import blank_mask, empty_errors, validate_frame
 
@@ -421,10 +421,4 @@ def print_report(result: HistoryLoad, console: Console, report_path: Path | None
 def write_errors(errors: pd.DataFrame, path: Path) -> Path:
     """Write the error table to CSV atomically (temp file in the same dir, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        errors.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomic(path, lambda tmp: errors.to_csv(tmp, index=False))

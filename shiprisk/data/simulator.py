@@ -12,7 +12,6 @@ vectorised numpy; a seed fixes the frame. Parameters live in :mod:`shiprisk.data
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shiprisk.data.atomic import write_atomic
 from shiprisk.data.catalogs import CHANNEL_TYPES, Catalog, load_catalog
 from shiprisk.data.contract import (
     ADDRESS_QUALITIES,
@@ -611,10 +611,4 @@ def generate_to_parquet(rows: int, seed: int, output: Path, world: str = "defaul
 
 
 def _write_atomic(frame: pd.DataFrame, output: Path) -> Path:
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return output
+    return write_atomic(output, lambda tmp: frame.to_parquet(tmp, index=False))
