@@ -144,7 +144,24 @@ FEATURES: tuple[str, ...] = (
     "wording_x_tracking",
 )
 CATEGORICAL_FEATURES: tuple[str, ...] = (*MODEL_CATEGORICALS, "channel_type")
+CHANNEL_FEATURES: tuple[str, ...] = (
+    "channel_id",
+    "channel_type",
+    "tracking_level",
+    "liability_usd",
+    "transit_min",
+    "transit_max",
+    "transit_total",
+    "untracked_log_value",
+    "wording_x_tracking",
+)
+"""Features that depend on the channel (the rest is computed once per shipment)."""
+SHIPMENT_FEATURES: tuple[str, ...] = tuple(f for f in FEATURES if f not in CHANNEL_FEATURES)
+_FEATURE_INDEX = {f: i for i, f in enumerate(FEATURES)}
+_SHIP_INDEX = {f: i for i, f in enumerate(SHIPMENT_FEATURES)}
 PEAK_MONTHS = {11: 2.0, 12: 1.0}
+ZONE_SLOTS = 6
+"""Transit is stored per zone number 0..5 (zone 0 unused; unknown destinations are zone 5)."""
 
 
 class ShipmentFeaturizer:
@@ -169,15 +186,15 @@ class ShipmentFeaturizer:
         self.unknown_destination_ = [
             float(UNKNOWN_DESTINATION.get(a, 0.0)) for a in DESTINATION_ATTRS
         ]
-        tmin, tmax = catalog.transit_days(np.arange(6))  # (zones, C)
+        tmin, tmax = catalog.transit_days(np.arange(ZONE_SLOTS))  # (zones, C)
         self.channels_ = {
             ch: {
                 **{a: float(catalog.channel_column(a)[j]) for a in CHANNEL_ATTRS},
                 "transit_min": [
-                    _nan_to(tmin[z, j], UNKNOWN_CHANNEL["transit_min"]) for z in range(6)
+                    _nan_to(tmin[z, j], UNKNOWN_CHANNEL["transit_min"]) for z in range(ZONE_SLOTS)
                 ],
                 "transit_max": [
-                    _nan_to(tmax[z, j], UNKNOWN_CHANNEL["transit_max"]) for z in range(6)
+                    _nan_to(tmax[z, j], UNKNOWN_CHANNEL["transit_max"]) for z in range(ZONE_SLOTS)
                 ],
             }
             for j, ch in enumerate(catalog.channel_ids)
@@ -190,55 +207,132 @@ class ShipmentFeaturizer:
         return self
 
     def _build_lookups(self) -> None:
-        """Derived (not stored) dicts for fast encoding; rebuilt after fit and from_dict."""
+        """Derived (not stored) tables for fast encoding; rebuilt after fit and from_dict.
+
+        Channel attributes become arrays indexed by a channel row (row 0 = a channel never
+        heard of), so every path gathers them with one numpy take instead of dict lookups.
+        """
         self._codes = {
             f: {v: i + 1 for i, v in enumerate(vals)} for f, vals in self.categories_.items()
         }
         self._dest_rows = self.destinations_
-        self._chan = self.channels_
+        known = list(dict.fromkeys([*self.channels_, *self.categories_["channel_id"]]))
+        self._channel_row = {c: i + 1 for i, c in enumerate(known)}
+        codes = self._codes["channel_id"]
+        unknown = UNKNOWN_CHANNEL
+        attrs = [self.channels_.get(c) for c in known]
+        self._chan_code = np.array([0.0, *(codes.get(c, 0) for c in known)])
+        self._chan_type = np.array(
+            [0.0, *(a["channel_type_code"] + 1.0 if a else 0.0 for a in attrs)]
+        )
+        self._chan_tracking = np.array(
+            [unknown["tracking_level"], *(a["tracking_level"] if a else 1.0 for a in attrs)]
+        )
+        self._chan_liability = np.array([0.0, *(a["liability_usd"] if a else 0.0 for a in attrs)])
+        n_zones = ZONE_SLOTS
+        self._chan_tmin = np.array(
+            [
+                [unknown["transit_min"]] * n_zones,
+                *(a["transit_min"] if a else [unknown["transit_min"]] * n_zones for a in attrs),
+            ]
+        )
+        self._chan_tmax = np.array(
+            [
+                [unknown["transit_max"]] * n_zones,
+                *(a["transit_max"] if a else [unknown["transit_max"]] * n_zones for a in attrs),
+            ]
+        )
+        self._shipment_columns = [i for i, f in enumerate(FEATURES) if f not in CHANNEL_FEATURES]
 
-    # -- the two entry points --------------------------------------------------------------
+    def channel_rows(self, channel_ids: Sequence[str] | np.ndarray) -> np.ndarray:
+        """Row of each channel in the channel tables (0 = never heard of)."""
+        rows = self._channel_row
+        return np.fromiter((rows.get(c, 0) for c in channel_ids), np.int64, len(channel_ids))
+
+    # -- the entry points --------------------------------------------------------------------
     def transform(
         self, frame: pd.DataFrame, channel_ids: Sequence[str] | None = None
     ) -> np.ndarray:
         """Batch path: a DataFrame of contract rows -> (n, F) float64 array."""
+        channels = frame["channel_id"].to_numpy() if channel_ids is None else channel_ids
+        return self.transform_pairs(frame, None, channels)
+
+    def transform_pairs(
+        self,
+        frame: pd.DataFrame,
+        rows: np.ndarray | None,
+        channel_ids: Sequence[str] | np.ndarray,
+    ) -> np.ndarray:
+        """Batch scoring shape: shipment ``rows[i]`` of ``frame`` on ``channel_ids[i]``.
+
+        Shipment features are computed once per shipment and gathered for each pair, so
+        scoring n shipments on K channels costs n shipment encodings, not n x K.
+        """
         cols: dict[str, Any] = {f: frame[f].to_numpy() for f in INPUT_FIELDS if f != "created_at"}
-        if channel_ids is not None:
-            cols["channel_id"] = np.asarray(channel_ids, dtype=object)
         created = pd.to_datetime(frame["created_at"], utc=True)
         cols["month"] = created.dt.month.to_numpy(dtype=np.float64)
         cols["weekday"] = created.dt.dayofweek.to_numpy(dtype=np.float64)
-        return self._encode(cols)
+        return self._encode(cols, rows, channel_ids)
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Online path: contract dicts (each with ``channel_id``) -> (n, F); no DataFrame."""
-        cols: dict[str, Any] = {
-            f: np.array([r[f] for r in records], dtype=object if f in STRING_FIELDS else None)
-            for f in INPUT_FIELDS
-            if f != "created_at"
-        }
-        stamps = [_as_datetime(r["created_at"]) for r in records]
-        cols["month"] = np.array([t.month for t in stamps], dtype=np.float64)
-        cols["weekday"] = np.array([t.weekday() for t in stamps], dtype=np.float64)
-        return self._encode(cols)
+        return self._encode(_record_columns(records), None, [r["channel_id"] for r in records])
 
     def encode_channels(self, record: Mapping[str, Any], channel_ids: Sequence[str]) -> np.ndarray:
-        """One shipment on each of ``channel_ids`` -> (K, F): the online scoring shape."""
-        return self.transform_records([{**record, "channel_id": c} for c in channel_ids])
+        """One shipment on each of ``channel_ids`` -> (K, F): the online scoring shape.
 
-    # -- the arithmetic, shared by both paths ---------------------------------------------------
-    def _encode(self, cols: dict[str, Any]) -> np.ndarray:
-        n = len(cols["channel_id"])
-        out = np.empty((n, len(FEATURES)), dtype=np.float64)
-        put = dict(zip(FEATURES, range(len(FEATURES)), strict=True))
+        The shipment is encoded once and its row repeated; only the channel columns differ.
+        """
+        rows = np.zeros(len(channel_ids), dtype=np.int64)
+        return self._encode(_record_columns([record]), rows, channel_ids)
+
+    # -- the arithmetic, shared by every path ---------------------------------------------------
+    def _encode(
+        self, cols: dict[str, Any], rows: np.ndarray | None, channel_ids: Sequence[str] | np.ndarray
+    ) -> np.ndarray:
+        """Shipment columns (n,) + pairs (shipment row, channel) -> (pairs, F).
+
+        ``rows`` None means pair i is shipment i. Shipment features first, as an (n, S)
+        block, then the channel columns, which depend on the pair's channel and zone.
+        """
+        ship = self._shipment_block(cols)
+        out = np.empty((len(channel_ids), len(FEATURES)), dtype=np.float64)
+        if rows is None:
+            out[:, self._shipment_columns] = ship
+        else:
+            out[:, self._shipment_columns] = ship[rows]
+        put = _FEATURE_INDEX
+        at = slice(None) if rows is None else rows
+        zone = ship[at, _SHIP_INDEX["dest_zone"]].astype(np.int64)
+        hold = ship[at, _SHIP_INDEX["dest_customs_hold_days"]]
+        log_value = ship[at, _SHIP_INDEX["log_value_usd"]]
+        wording = ship[at, _SHIP_INDEX["valuable_wording"]]
+
+        c = self.channel_rows(channel_ids)
+        tracking = self._chan_tracking[c]
+        tmin = self._chan_tmin[c, zone]
+        tmax = self._chan_tmax[c, zone]
+        out[:, put["channel_id"]] = self._chan_code[c]
+        out[:, put["channel_type"]] = self._chan_type[c]
+        out[:, put["tracking_level"]] = tracking
+        out[:, put["liability_usd"]] = self._chan_liability[c]
+        out[:, put["transit_min"]] = tmin
+        out[:, put["transit_max"]] = tmax
+        out[:, put["transit_total"]] = (tmin + tmax) / 2.0 + hold
+        out[:, put["untracked_log_value"]] = (tracking == TRACKING_LEVELS["none"]) * log_value
+        out[:, put["wording_x_tracking"]] = wording * (2.0 - tracking)
+        return out
+
+    def _shipment_block(self, cols: dict[str, Any]) -> np.ndarray:
+        """(n, S) features that do not depend on the channel, in ``SHIPMENT_FEATURES`` order."""
+        n = len(cols["declared_value"])
+        out = np.empty((n, len(SHIPMENT_FEATURES)), dtype=np.float64)
+        put = _SHIP_INDEX
 
         for f in MODEL_CATEGORICALS:
-            codes = self._codes[f]
-            out[:, put[f]] = [codes.get(v, 0) for v in cols[f]]
-
-        channels = [self._chan.get(c) for c in cols["channel_id"]]
-        chan_type = [c["channel_type_code"] if c else -1.0 for c in channels]
-        out[:, put["channel_type"]] = np.asarray(chan_type) + 1.0  # 0 = unknown
+            if f != "channel_id":
+                codes = self._codes[f]
+                out[:, put[f]] = [codes.get(v, 0) for v in cols[f]]
 
         rates = self.usd_rates_
         value = cols["declared_value"].astype(np.float64) * np.array(
@@ -281,45 +375,19 @@ class ShipmentFeaturizer:
         ).reshape(n, len(DESTINATION_ATTRS))
         for i, a in enumerate(DESTINATION_ATTRS):
             out[:, put[f"dest_{a}"]] = dest[:, i]
-        zone = dest[:, DESTINATION_ATTRS.index("zone")].astype(np.int64)
-        hold = dest[:, DESTINATION_ATTRS.index("customs_hold_days")]
-
-        unknown = UNKNOWN_CHANNEL
-        tracking = np.array(
-            [c["tracking_level"] if c else unknown["tracking_level"] for c in channels]
-        )
-        tmin = np.array(
-            [
-                c["transit_min"][z] if c else unknown["transit_min"]
-                for c, z in zip(channels, zone, strict=True)
-            ]
-        )
-        tmax = np.array(
-            [
-                c["transit_max"][z] if c else unknown["transit_max"]
-                for c, z in zip(channels, zone, strict=True)
-            ]
-        )
-        out[:, put["tracking_level"]] = tracking
-        out[:, put["liability_usd"]] = [c["liability_usd"] if c else 0.0 for c in channels]
-        out[:, put["transit_min"]] = tmin
-        out[:, put["transit_max"]] = tmax
-        out[:, put["transit_total"]] = (tmin + tmax) / 2.0 + hold
 
         goods = cols["goods_category"]
         is_cod = cols["payment_method"] == "cod"
         is_ddu = cols["duties_terms"] == "DDU"
         customs = dest[:, DESTINATION_ATTRS.index("customs_tier")]
-        valuable = np.isin(goods, VALUABLE_GOODS)
+        valuable = _isin(goods, VALUABLE_GOODS)
         out[:, put["cod_x_risk_tier"]] = is_cod * dest[:, DESTINATION_ATTRS.index("risk_tier")]
-        out[:, put["soft_pack_valuable"]] = np.isin(cols["packaging"], SOFT_PACKAGING) & valuable
-        out[:, put["untracked_log_value"]] = (tracking == TRACKING_LEVELS["none"]) * log_value
-        out[:, put["sensitive_x_customs"]] = np.isin(goods, SENSITIVE_GOODS) * customs
+        out[:, put["soft_pack_valuable"]] = _isin(cols["packaging"], SOFT_PACKAGING) & valuable
+        out[:, put["sensitive_x_customs"]] = _isin(goods, SENSITIVE_GOODS) * customs
         out[:, put["ddu_x_customs"]] = is_ddu * customs
         out[:, put["ddu_log_value_x_customs"]] = is_ddu * customs * log_value
         requires = dest[:, DESTINATION_ATTRS.index("requires_tax_id")]
         out[:, put["missing_tax_id"]] = requires * (1.0 - out[:, put["tax_id_present"]])
-        out[:, put["wording_x_tracking"]] = out[:, put["valuable_wording"]] * (2.0 - tracking)
         return out
 
     # -- plain-data persistence -------------------------------------------------------------
@@ -369,6 +437,25 @@ def _typical_row(X: np.ndarray, categorical: Sequence[int]) -> list[float]:
         codes, counts = np.unique(X[:, j], return_counts=True)
         reference[j] = codes[np.argmax(counts)]
     return [float(v) for v in reference]
+
+
+def _isin(values: np.ndarray, members: Sequence[str]) -> np.ndarray:
+    """``np.isin`` for short object arrays, without its sort (the online path calls it)."""
+    wanted = set(members)
+    return np.fromiter((v in wanted for v in values), bool, len(values))
+
+
+def _record_columns(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Contract dicts -> the column dict :meth:`ShipmentFeaturizer._encode` reads."""
+    cols: dict[str, Any] = {
+        f: np.array([r[f] for r in records], dtype=object if f in STRING_FIELDS else None)
+        for f in INPUT_FIELDS
+        if f not in ("created_at", "channel_id")
+    }
+    stamps = [_as_datetime(r["created_at"]) for r in records]
+    cols["month"] = np.array([t.month for t in stamps], dtype=np.float64)
+    cols["weekday"] = np.array([t.weekday() for t in stamps], dtype=np.float64)
+    return cols
 
 
 def _nan_to(value: float, default: float) -> float:

@@ -92,7 +92,6 @@ from shiprisk.data.loaders import (
     tidy_text,
 )
 from shiprisk.data.validation import DUPLICATE_ID, validate_frame
-from shiprisk.features.pipeline import INPUT_FIELDS
 from shiprisk.serving.policy import (
     Constraints,
     SellerCosts,
@@ -100,6 +99,7 @@ from shiprisk.serving.policy import (
     candidate_carriers,
     decide,
 )
+from shiprisk.settings import get_settings
 
 if TYPE_CHECKING:  # LightGBM is imported only where a model is loaded (see _init_worker)
     import sqlalchemy as sa
@@ -303,8 +303,7 @@ class ChunkScorer:
         wanted = cands.eligible.copy()
         wanted[r, chosen] = True  # the chosen channel is scored even when ineligible
         pair_rows, pair_cols = np.nonzero(wanted)
-        repeated = frame[list(INPUT_FIELDS)].take(pair_rows)
-        X = self.model.featurizer.transform(repeated, channel_ids=self.channel_ids[pair_cols])
+        X = self.model.featurizer.transform_pairs(frame, pair_rows, self.channel_ids[pair_cols])
         pl, pj = self.model.predict_matrix(X, num_threads=self.num_threads)
         p_loss = np.full((m, n_channels), np.nan)
         p_reject = np.full((m, n_channels), np.nan)
@@ -450,7 +449,7 @@ def _init_worker(
 
     global _WORKER
     _WORKER = ChunkScorer(
-        RiskModel.load(Path(model_dir)),
+        RiskModel.load(Path(model_dir), compile_trees=get_settings().compiled_trees),
         SellerCosts.model_validate_json(costs_json),
         Constraints.model_validate_json(constraints_json) if constraints_json else None,
         timezone=timezone,
@@ -984,7 +983,7 @@ def score_open(
                 if loaded is None:
                     from shiprisk.models.risk_model import RiskModel
 
-                    loaded = RiskModel.load(model_dir)
+                    loaded = RiskModel.load(model_dir, compile_trees=get_settings().compiled_trees)
                 scorer = ChunkScorer(loaded, costs, constraints, timezone=timezone, now=now)
                 results: Iterator[ChunkResult] = (scorer(c) for c in chunks)
             else:
