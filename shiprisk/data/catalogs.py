@@ -153,8 +153,13 @@ class Catalog:
             (index.get(c, unknown) for c in countries), dtype=np.int64, count=len(countries)
         )
 
+    @cached_property
+    def usd_per_unit(self) -> dict[str, float]:
+        """Currency code -> USD per unit (the catalog's dated rate)."""
+        return {k: v.usd_per_unit for k, v in self.currencies.items()}
+
     def usd_rate(self, currencies: np.ndarray | list[str]) -> np.ndarray:
-        rates = {k: v.usd_per_unit for k, v in self.currencies.items()}
+        rates = self.usd_per_unit
         return np.fromiter(
             (rates.get(c, np.nan) for c in currencies), dtype=np.float64, count=len(currencies)
         )

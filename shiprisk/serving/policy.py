@@ -175,11 +175,23 @@ class CandidateTable:
         """A sub-table: some shipments and/or some candidate columns (keeps 2-D shapes)."""
         rows = _keep_dims(rows)
         cols = _keep_dims(cols)
+        every_row = isinstance(rows, slice) and rows == slice(None)
         out = {}
-        for f in fields(self):
-            a = getattr(self, f.name)
-            out[f.name] = a[rows] if a.ndim == 1 else a[rows][:, cols]
+        for name in _TABLE_FIELDS:
+            a = getattr(self, name)
+            if a.ndim == 1:
+                out[name] = a if every_row else a[rows]
+            else:
+                out[name] = a[:, cols] if every_row else a[rows][:, cols]
         return CandidateTable(**out)
+
+
+_TABLE_FIELDS = tuple(f.name for f in fields(CandidateTable))
+
+
+def _rows_of(a: np.ndarray, n: int) -> np.ndarray:
+    """(C,) channel attribute as (n, C) without a copy (a plain view for one shipment)."""
+    return a[None, :] if n == 1 else np.broadcast_to(a, (n, len(a)))
 
 
 def _keep_dims(index: Any) -> Any:
@@ -245,9 +257,8 @@ def build_candidates(
         "return_cost_ratio": col("return_cost_ratio"),
     }
     if channel_index is None:
-        shape = (n, n_channels)
-        index = np.broadcast_to(np.arange(n_channels), shape)
-        v = {**per_shipment, **{k: np.broadcast_to(a, shape) for k, a in per_channel.items()}}
+        index = _rows_of(np.arange(n_channels), n)
+        v = {**per_shipment, **{k: _rows_of(a, n) for k, a in per_channel.items()}}
     else:
         index = np.asarray(channel_index, dtype=np.int64).reshape(n, -1)
         known = (index >= 0) & (index < n_channels)
