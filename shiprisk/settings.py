@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     workers: int = Field(default=2, ge=1, le=64, description="BentoML worker processes")
     max_body_bytes: int = Field(default=262_144, ge=1024, description="larger bodies get 413")
     max_batch: int = Field(default=100, ge=1, le=10_000, description="shipments per /score_batch")
+    compiled_trees: bool = Field(
+        default=True,
+        description="score with the boosters compiled to native code (lleaves) where they "
+        "reproduce LightGBM's scores; false = LightGBM only",
+    )
     api_key: SecretStr | None = Field(default=None, description="require this key if set")
     api_key_file: Path | None = Field(default=None, description="file holding the API key")
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from shiprisk.models.compiled import MAX_ABS_DIFF, compile_head
 from shiprisk.models.risk_model import (
     MANIFEST,
     ModelIntegrityError,
@@ -60,6 +61,48 @@ def test_save_and_load_give_identical_probabilities(champion_model, sim_frame, t
         reloaded.predict_frame(rows).to_numpy(), champion_model.predict_frame(rows).to_numpy()
     )
     assert model_digest(path) == model_digest(champion_model.save(tmp_path / "again"))
+
+
+def test_compiled_trees_reproduce_lightgbm(champion_model, sim_frame, tmp_path) -> None:
+    path = champion_model.save(tmp_path / "model")
+    compiled = RiskModel.load(path, compile_trees=True)
+    assert compiled.engine == "compiled" and RiskModel.load(path).engine == "lightgbm"
+    rows = sim_frame.iloc[:3000]
+    X = champion_model.featurizer.transform(rows)
+    for outcome in ("loss", "reject"):
+        np.testing.assert_allclose(
+            compiled.raw_scores(X, outcome, 1),
+            champion_model.raw_scores(X, outcome, 1),
+            rtol=0,
+            atol=MAX_ABS_DIFF,
+        )
+    for threads in (1, 2):
+        for got, want in zip(
+            compiled.predict_matrix(X, num_threads=threads),
+            champion_model.predict_matrix(X, num_threads=1),
+            strict=True,
+        ):
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_compiled_trees_that_disagree_are_not_used(champion_model, tmp_path) -> None:
+    path = champion_model.save(tmp_path / "model")
+    featurizer = champion_model.featurizer
+    # Judge the compiled loss head against the reject booster: the check must refuse it.
+    refused = compile_head(
+        path / "booster_loss.txt",
+        champion_model.boosters["reject"],
+        featurizer.categorical_features_,
+        featurizer.reference_,
+    )
+    assert refused is None
+    accepted = compile_head(
+        path / "booster_loss.txt",
+        champion_model.boosters["loss"],
+        featurizer.categorical_features_,
+        featurizer.reference_,
+    )
+    assert accepted is not None
 
 
 def test_a_corrupted_file_is_refused(champion_model, tmp_path) -> None:

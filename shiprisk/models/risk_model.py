@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from shiprisk.features.pipeline import ShipmentFeaturizer
+from shiprisk.models.compiled import RawScorer, compile_head
 
 OUTCOMES: tuple[str, ...] = ("loss", "reject")
 OUTCOME_LABEL = {"loss": "lost", "reject": "rejected"}
@@ -68,6 +69,8 @@ class RiskModel:
     boosters: dict[str, lgb.Booster]
     calibrators: dict[str, PlattCalibrator]
     info: dict[str, Any] = field(default_factory=dict)
+    compiled: dict[str, RawScorer] = field(default_factory=dict, repr=False)
+    """Verified compiled forests by outcome (see ``models/compiled.py``); empty = LightGBM."""
 
     # -- training ----------------------------------------------------------------------------
     @classmethod
@@ -120,9 +123,7 @@ class RiskModel:
         """Encoded features -> calibrated (p_loss, p_reject), with p_loss + p_reject < 1."""
         probs = []
         for outcome in OUTCOMES:
-            booster = self.boosters[outcome]
-            raw = booster.predict(X, raw_score=True, num_threads=num_threads)
-            probs.append(self.calibrators[outcome](raw))
+            probs.append(self.calibrators[outcome](self.raw_scores(X, outcome, num_threads)))
         p_loss, p_reject = probs
         total = p_loss + p_reject
         over = total > MAX_TOTAL
@@ -143,7 +144,10 @@ class RiskModel:
         return self.predict_matrix(self.featurizer.transform_records(records), num_threads)
 
     def raw_scores(self, X: np.ndarray, outcome: str, num_threads: int = 1) -> np.ndarray:
-        """Uncalibrated log-odds of one head (what the reasons compare)."""
+        """Uncalibrated log-odds of one head: the compiled forest when there is one."""
+        compiled = self.compiled.get(outcome)
+        if compiled is not None:
+            return compiled(X, num_threads or os.cpu_count() or 1)
         return self.boosters[outcome].predict(X, raw_score=True, num_threads=num_threads)
 
     def feature_importance(self, outcome: str) -> np.ndarray:
@@ -169,8 +173,12 @@ class RiskModel:
         return directory
 
     @classmethod
-    def load(cls, directory: Path) -> RiskModel:
-        """Read a saved model, refusing any file whose checksum does not match."""
+    def load(cls, directory: Path, *, compile_trees: bool = False) -> RiskModel:
+        """Read a saved model, refusing any file whose checksum does not match.
+
+        ``compile_trees`` (scoring processes) also compiles each booster to native code and
+        uses it where it reproduces LightGBM's scores (``models/compiled.py``).
+        """
         directory = Path(directory)
         manifest = read_manifest(directory)
         verify_files(directory, manifest)
@@ -182,7 +190,24 @@ class RiskModel:
         )
         calibration = json.loads((directory / CALIBRATION_FILE).read_text())
         calibrators = {o: PlattCalibrator(**calibration[o]) for o in OUTCOMES}
-        return cls(featurizer, boosters, calibrators, dict(manifest.get("info", {})))
+        compiled = {}
+        if compile_trees:
+            for o in OUTCOMES:
+                scorer = compile_head(
+                    directory / f"booster_{o}.txt",
+                    boosters[o],
+                    featurizer.categorical_features_,
+                    featurizer.reference_,
+                )
+                if scorer is not None:
+                    compiled[o] = scorer
+        info = dict(manifest.get("info", {}))
+        return cls(featurizer, boosters, calibrators, info, compiled)
+
+    @property
+    def engine(self) -> str:
+        """Which code computes the trees: 'compiled' (every head) or 'lightgbm'."""
+        return "compiled" if set(self.compiled) == set(OUTCOMES) else "lightgbm"
 
     def checksums(self, directory: Path) -> dict[str, str]:
         return dict(read_manifest(Path(directory))["files"])

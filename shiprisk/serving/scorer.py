@@ -36,6 +36,7 @@ from shiprisk.serving.schemas import (
     ScoreRequest,
     ScoreResponse,
 )
+from shiprisk.settings import get_settings
 
 TRACKING_NAMES = ("none", "partial", "full")
 
@@ -51,10 +52,19 @@ class Scorer:
 
     @classmethod
     def from_directory(
-        cls, directory: Path, ref: ModelRef, costs: SellerCosts | None = None
+        cls,
+        directory: Path,
+        ref: ModelRef,
+        costs: SellerCosts | None = None,
+        *,
+        compile_trees: bool | None = None,
     ) -> Scorer:
-        """Load (checksums verified) and warm up, so the first request is not slow."""
-        scorer = cls(RiskModel.load(directory), ref, load_catalog(), costs or SellerCosts())
+        """Load (checksums verified, trees compiled unless the settings say not), then warm
+        up, so the first request is not slow."""
+        if compile_trees is None:
+            compile_trees = get_settings().compiled_trees
+        model = RiskModel.load(directory, compile_trees=compile_trees)
+        scorer = cls(model, ref, load_catalog(), costs or SellerCosts())
         scorer.warm_up()
         return scorer
 
@@ -88,7 +98,18 @@ class Scorer:
         refused = (
             ineligibility_reasons(self.catalog, record, ids) if not table.eligible.all() else {}
         )
-        blocked = decision.blocked[0]
+        blocked = decision.blocked[0].tolist()
+        # Whole rows to Python lists once: indexing numpy scalars per field is slow.
+        eligible = table.eligible[0].tolist()
+        allowed = decision.allowed[0].tolist()
+        insure = decision.insure[0].tolist()
+        tracking = table.tracking_level[0].tolist()
+        loss, reject = p_loss.tolist(), p_reject.tolist()
+        price, premium, transit = (
+            _nums(a[0]) for a in (table.price_usd, table.premium_usd, table.transit_days)
+        )
+        expected = _nums(decision.expected_cost[0])
+        uninsured = _nums(decision.expected_cost_uninsured[0])
         channels = []
         for k, cid in enumerate(ids):
             ch = self._channel(cid)
@@ -98,19 +119,19 @@ class Scorer:
                     name=ch.name if ch else None,
                     carrier=ch.carrier if ch else None,
                     requested=cid in requested,
-                    eligible=bool(table.eligible[0, k]),
+                    eligible=eligible[k],
                     ineligible_reasons=refused.get(cid, []),
-                    allowed=bool(decision.allowed[0, k]),
-                    blocked_reasons=blocked_reasons(int(blocked[k])),
-                    p_loss=float(p_loss[k]),
-                    p_reject=float(p_reject[k]),
-                    price_usd=_num(table.price_usd[0, k]),
-                    premium_usd=_num(table.premium_usd[0, k]),
-                    insure=bool(decision.insure[0, k]),
-                    expected_cost_usd=_num(decision.expected_cost[0, k]),
-                    expected_cost_uninsured_usd=_num(decision.expected_cost_uninsured[0, k]),
-                    transit_days=_num(table.transit_days[0, k]),
-                    tracking=TRACKING_NAMES[int(table.tracking_level[0, k])] if ch else None,
+                    allowed=allowed[k],
+                    blocked_reasons=blocked_reasons(blocked[k]),
+                    p_loss=loss[k],
+                    p_reject=reject[k],
+                    price_usd=price[k],
+                    premium_usd=premium[k],
+                    insure=insure[k],
+                    expected_cost_usd=expected[k],
+                    expected_cost_uninsured_usd=uninsured[k],
+                    transit_days=transit[k],
+                    tracking=TRACKING_NAMES[tracking[k]] if ch else None,
                 )
             )
         rec = int(decision.recommended[0])
@@ -199,6 +220,11 @@ class Scorer:
             warnings=[*warnings, f"no recommendation: {reason}"],
             model=self.ref,
         )
+
+
+def _nums(values: Any) -> list[float | None]:
+    """JSON-safe floats of a 1-D array: NaN/inf (not applicable) become null."""
+    return [v if math.isfinite(v) else None for v in values.tolist()]
 
 
 def _num(value: Any) -> float | None:
