@@ -21,6 +21,42 @@ SIZES = {"100k": (100_000, "train_100k"), "1M": (1_000_000, "batch")}
 """rows and the FRESH_SEEDS key of the draw (the 1M draw is the batch benchmark's history)."""
 
 
+def _time_stages() -> dict[str, float]:
+    """Wrap train()'s steps (in this child process only) to time each; filled as they run."""
+    import functools
+
+    import shiprisk.training.train as T
+    from shiprisk.models.risk_model import RiskModel
+
+    stages: dict[str, float] = {}
+
+    def timed(name, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                stages[name] = stages.get(name, 0.0) + time.perf_counter() - t0
+
+        return wrapper
+
+    for name in (
+        "load_training_frame",
+        "fit_baseline",
+        "evaluate_split",
+        "_log_plots",
+        "_log_frozen_eval",
+        "_log_params",
+        "_log_metrics",
+    ):
+        setattr(T, name, timed(name, getattr(T, name)))
+    T.registry.log_risk_model = timed("log_risk_model", T.registry.log_risk_model)
+    fit = RiskModel.fit.__func__
+    RiskModel.fit = classmethod(timed("RiskModel.fit (both heads + calibration)", fit))
+    return stages
+
+
 def child(path: str) -> None:
     """Run train() once and print a JSON line with its own timings."""
     common.configure_env()
@@ -28,6 +64,7 @@ def child(path: str) -> None:
     from shiprisk.training.train import train
 
     imports = time.perf_counter() - t0
+    stages = _time_stages()
     tracking = f"sqlite:///{(common.HOME / 'train_bench' / 'mlflow.db').resolve()}"
     (common.HOME / "train_bench").mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -43,6 +80,7 @@ def child(path: str) -> None:
                 "import_s": imports,
                 "splits": result.splits,
                 "gain_captured": gains,
+                "stages_s": stages,
                 **usage,
             }
         ),
@@ -86,6 +124,10 @@ def main() -> None:
             "MiB",
             fmt="{:,.0f}",
         )
+        for stage, sec in sorted(r.get("stages_s", {}).items(), key=lambda kv: -kv[1]):
+            report.figure(
+                f"{label}.stage.{stage}", f"{label} rows:   {stage}", sec, "s", fmt="{:,.1f}"
+            )
         for outcome, gain in r["gain_captured"].items():
             report.figure(
                 f"{label}.gain_{outcome}",
