@@ -89,3 +89,23 @@ def test_timezone_of_the_record_does_not_change_features(fitted, mixed_rows) -> 
     np.testing.assert_array_equal(
         fitted.transform_records([record]), fitted.transform_records([shifted])
     )
+
+
+def test_one_shipment_on_every_channel_equals_transform_bit_for_bit(fitted, mixed_rows) -> None:
+    """The online shape (shipment encoded once, as scalars) on 200 rows x 4 channels,
+    unknown country, channel, marketplace and timestamps included."""
+    channels = ["epacket", "dhl_express", "cnpost_untracked", "brand_new_line"]
+    for record in mixed_rows.iloc[:200].to_dict(orient="records"):
+        encoded = fitted.encode_channels(record, channels)
+        expected = fitted.transform(pd.DataFrame([{**record, "channel_id": c} for c in channels]))
+        np.testing.assert_array_equal(encoded, expected)
+
+
+def test_transform_pairs_equals_transform_of_the_repeated_rows(fitted, mixed_rows) -> None:
+    rows = np.array([0, 0, 3, 7, 7, 7, 999])
+    channels = ["epacket", "ems", "dhl_express", "brand_new_line", "aramex", "epacket", "ems"]
+    repeated = mixed_rows.take(rows).assign(channel_id=channels)
+    np.testing.assert_array_equal(
+        fitted.transform_pairs(mixed_rows, rows, channels), fitted.transform(repeated)
+    )
+    assert fitted.transform(mixed_rows.iloc[:0]).shape == (0, len(FEATURES))

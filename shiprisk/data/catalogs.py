@@ -249,10 +249,15 @@ class Catalog:
         """(n, C) billed weight: max(actual, volumetric) where the channel bills volume."""
         w = np.asarray(weight_kg, dtype=float)[:, None]
         volume = np.asarray(dims_cm[0]) * np.asarray(dims_cm[1]) * np.asarray(dims_cm[2])
-        divisor = self.channel_column("volumetric_divisor")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            vol_kg = np.where(divisor > 0, volume[:, None] / np.where(divisor > 0, divisor, 1), 0)
+        bills_volume, divisor = self._volumetric
+        vol_kg = np.where(bills_volume, volume[:, None] / divisor, 0.0)
         return np.maximum(np.maximum(w, vol_kg), self.channel_column("min_chargeable_kg"))
+
+    @cached_property
+    def _volumetric(self) -> tuple[np.ndarray, np.ndarray]:
+        """(C,) whether a channel bills volume, and a divisor that is never 0."""
+        divisor = self.channel_column("volumetric_divisor")
+        return divisor > 0, np.where(divisor > 0, divisor, 1.0)
 
     def price_usd(self, weight_kg: np.ndarray, dims_cm: tuple, zone: np.ndarray) -> np.ndarray:
         """(n, C) list price in USD (NaN where the channel does not price that zone)."""

@@ -159,6 +159,7 @@ CHANNEL_FEATURES: tuple[str, ...] = (
 SHIPMENT_FEATURES: tuple[str, ...] = tuple(f for f in FEATURES if f not in CHANNEL_FEATURES)
 _FEATURE_INDEX = {f: i for i, f in enumerate(FEATURES)}
 _SHIP_INDEX = {f: i for i, f in enumerate(SHIPMENT_FEATURES)}
+_NOT_SHIPMENT = ("created_at", "channel_id")
 PEAK_MONTHS = {11: 2.0, 12: 1.0}
 ZONE_SLOTS = 6
 """Transit is stored per zone number 0..5 (zone 0 unused; unknown destinations are zone 5)."""
@@ -284,7 +285,7 @@ class ShipmentFeaturizer:
         The shipment is encoded once and its row repeated; only the channel columns differ.
         """
         rows = np.zeros(len(channel_ids), dtype=np.int64)
-        return self._encode(_record_columns([record]), rows, channel_ids)
+        return self._encode_block(self._shipment_row(record), rows, channel_ids)
 
     # -- the arithmetic, shared by every path ---------------------------------------------------
     def _encode(
@@ -295,7 +296,12 @@ class ShipmentFeaturizer:
         ``rows`` None means pair i is shipment i. Shipment features first, as an (n, S)
         block, then the channel columns, which depend on the pair's channel and zone.
         """
-        ship = self._shipment_block(cols)
+        return self._encode_block(self._shipment_block(cols), rows, channel_ids)
+
+    def _encode_block(
+        self, ship: np.ndarray, rows: np.ndarray | None, channel_ids: Sequence[str] | np.ndarray
+    ) -> np.ndarray:
+        """Shipment block (n, S) + pairs -> (pairs, F): place it, then the channel columns."""
         out = np.empty((len(channel_ids), len(FEATURES)), dtype=np.float64)
         if rows is None:
             out[:, self._shipment_columns] = ship
@@ -325,70 +331,84 @@ class ShipmentFeaturizer:
 
     def _shipment_block(self, cols: dict[str, Any]) -> np.ndarray:
         """(n, S) features that do not depend on the channel, in ``SHIPMENT_FEATURES`` order."""
-        n = len(cols["declared_value"])
-        out = np.empty((n, len(SHIPMENT_FEATURES)), dtype=np.float64)
-        put = _SHIP_INDEX
+        values = self._shipment_values(cols)
+        out = np.empty((len(cols["declared_value"]), len(SHIPMENT_FEATURES)), dtype=np.float64)
+        for j, name in enumerate(SHIPMENT_FEATURES):
+            out[:, j] = values[name]
+        return out
 
+    def _shipment_row(self, record: Mapping[str, Any]) -> np.ndarray:
+        """(1, S) shipment features of one record: the same arithmetic on scalars, which
+        for one shipment is several times faster than on length-1 arrays."""
+        cols: dict[str, Any] = {f: record[f] for f in INPUT_FIELDS if f not in _NOT_SHIPMENT}
+        stamp = _as_datetime(record["created_at"])
+        cols["month"], cols["weekday"] = np.float64(stamp.month), np.float64(stamp.weekday())
+        values = self._shipment_values(cols)
+        return np.array([[values[name] for name in SHIPMENT_FEATURES]], dtype=np.float64)
+
+    def _shipment_values(self, cols: dict[str, Any]) -> dict[str, Any]:
+        """Shipment features by name from columns that are all (n,) arrays or all scalars.
+
+        Only operations that mean the same for a numpy array and a numpy scalar are used
+        (``np.float64``, ufuncs, ``==``, ``*``), plus :func:`_each` for dict lookups, so
+        both shapes give bit-identical numbers.
+        """
+        v: dict[str, Any] = {}
         for f in MODEL_CATEGORICALS:
             if f != "channel_id":
-                codes = self._codes[f]
-                out[:, put[f]] = [codes.get(v, 0) for v in cols[f]]
-
-        rates = self.usd_rates_
-        value = cols["declared_value"].astype(np.float64) * np.array(
-            [rates.get(c, np.nan) for c in cols["currency"]]
+                v[f] = _each(self._codes[f].get, cols[f], 0)
+        value = np.float64(cols["declared_value"]) * np.float64(
+            _each(self.usd_rates_.get, cols["currency"], np.nan)
         )
-        weight = cols["weight_kg"].astype(np.float64)
-        dims = [cols[k].astype(np.float64) for k in ("length_cm", "width_cm", "height_cm")]
-        items = cols["item_count"].astype(np.float64)
+        weight = np.float64(cols["weight_kg"])
+        dims = [np.float64(cols[k]) for k in ("length_cm", "width_cm", "height_cm")]
+        items = np.float64(cols["item_count"])
         log_value = np.log1p(value)
         volumetric = dims[0] * dims[1] * dims[2] / 5000.0
-        out[:, put["log_value_usd"]] = log_value
-        out[:, put["log_value_per_kg"]] = np.log1p(value / weight)
-        out[:, put["log_value_per_item"]] = np.log1p(value / items)
-        out[:, put["weight_kg"]] = weight
-        out[:, put["volumetric_kg"]] = volumetric
-        out[:, put["volume_ratio"]] = volumetric / weight
-        out[:, put["longest_cm"]] = np.maximum(np.maximum(dims[0], dims[1]), dims[2])
-        out[:, put["item_count"]] = items
-        month = cols["month"]
-        out[:, put["month"]] = month
-        out[:, put["weekday"]] = cols["weekday"]
-        out[:, put["peak_season"]] = [PEAK_MONTHS.get(int(m), 0.0) for m in month]
+        v["log_value_usd"] = log_value
+        v["log_value_per_kg"] = np.log1p(value / weight)
+        v["log_value_per_item"] = np.log1p(value / items)
+        v["weight_kg"] = weight
+        v["volumetric_kg"] = volumetric
+        v["volume_ratio"] = volumetric / weight
+        v["longest_cm"] = np.maximum(np.maximum(dims[0], dims[1]), dims[2])
+        v["item_count"] = items
+        v["month"] = cols["month"]
+        v["weekday"] = cols["weekday"]
+        v["peak_season"] = _each(lambda m, d: PEAK_MONTHS.get(int(m), d), cols["month"], 0.0)
         for src, dst in zip(
             BOOL_FIELDS,
             ("tax_id_present", "fragile", "valuable_wording", "remote_area"),
             strict=True,
         ):
-            out[:, put[dst]] = cols[src].astype(np.float64)
-        orders = cols["buyer_prior_orders"].astype(np.float64)
-        refusals = cols["buyer_prior_refusals"].astype(np.float64)
-        out[:, put["buyer_prior_orders"]] = orders
-        out[:, put["buyer_prior_refusals"]] = refusals
-        out[:, put["refusal_rate"]] = (refusals + 0.1) / (orders + 1.0)
-        out[:, put["new_buyer"]] = orders == 0
+            v[dst] = np.float64(cols[src])
+        orders = np.float64(cols["buyer_prior_orders"])
+        refusals = np.float64(cols["buyer_prior_refusals"])
+        v["buyer_prior_orders"] = orders
+        v["buyer_prior_refusals"] = refusals
+        v["refusal_rate"] = (refusals + 0.1) / (orders + 1.0)
+        v["new_buyer"] = orders == 0
 
-        unknown_dest = self.unknown_destination_
-        dest = np.array(
-            [self._dest_rows.get(c, unknown_dest) for c in cols["destination_country"]],
-            dtype=np.float64,
-        ).reshape(n, len(DESTINATION_ATTRS))
-        for i, a in enumerate(DESTINATION_ATTRS):
-            out[:, put[f"dest_{a}"]] = dest[:, i]
+        dest = _each(self._dest_rows.get, cols["destination_country"], self.unknown_destination_)
+        dest = np.array(dest, dtype=np.float64)  # (D,) for a scalar row
+        if isinstance(cols["destination_country"], np.ndarray):
+            dest = dest.reshape(-1, len(DESTINATION_ATTRS))  # (n, D), also when n == 0
+        d = {a: dest[..., i] for i, a in enumerate(DESTINATION_ATTRS)}
+        for a in DESTINATION_ATTRS:
+            v[f"dest_{a}"] = d[a]
 
         goods = cols["goods_category"]
         is_cod = cols["payment_method"] == "cod"
         is_ddu = cols["duties_terms"] == "DDU"
-        customs = dest[:, DESTINATION_ATTRS.index("customs_tier")]
+        customs = d["customs_tier"]
         valuable = _isin(goods, VALUABLE_GOODS)
-        out[:, put["cod_x_risk_tier"]] = is_cod * dest[:, DESTINATION_ATTRS.index("risk_tier")]
-        out[:, put["soft_pack_valuable"]] = _isin(cols["packaging"], SOFT_PACKAGING) & valuable
-        out[:, put["sensitive_x_customs"]] = _isin(goods, SENSITIVE_GOODS) * customs
-        out[:, put["ddu_x_customs"]] = is_ddu * customs
-        out[:, put["ddu_log_value_x_customs"]] = is_ddu * customs * log_value
-        requires = dest[:, DESTINATION_ATTRS.index("requires_tax_id")]
-        out[:, put["missing_tax_id"]] = requires * (1.0 - out[:, put["tax_id_present"]])
-        return out
+        v["cod_x_risk_tier"] = is_cod * d["risk_tier"]
+        v["soft_pack_valuable"] = _isin(cols["packaging"], SOFT_PACKAGING) & valuable
+        v["sensitive_x_customs"] = _isin(goods, SENSITIVE_GOODS) * customs
+        v["ddu_x_customs"] = is_ddu * customs
+        v["ddu_log_value_x_customs"] = is_ddu * customs * log_value
+        v["missing_tax_id"] = d["requires_tax_id"] * (1.0 - v["tax_id_present"])
+        return v
 
     # -- plain-data persistence -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -439,10 +459,19 @@ def _typical_row(X: np.ndarray, categorical: Sequence[int]) -> list[float]:
     return [float(v) for v in reference]
 
 
-def _isin(values: np.ndarray, members: Sequence[str]) -> np.ndarray:
-    """``np.isin`` for short object arrays, without its sort (the online path calls it)."""
+def _isin(values: Any, members: Sequence[str]) -> Any:
+    """Membership of an object array (elementwise, without ``np.isin``'s sort) or a scalar."""
     wanted = set(members)
-    return np.fromiter((v in wanted for v in values), bool, len(values))
+    if isinstance(values, np.ndarray):
+        return np.fromiter((v in wanted for v in values), bool, len(values))
+    return np.bool_(values in wanted)
+
+
+def _each(lookup: Any, values: Any, default: Any) -> Any:
+    """``lookup(value, default)`` for each element of an array (as a list), or for a scalar."""
+    if isinstance(values, np.ndarray):
+        return [lookup(v, default) for v in values]
+    return lookup(values, default)
 
 
 def _record_columns(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -479,6 +479,8 @@ class Decision:
 
 def blocked_reasons(mask: int) -> list[str]:
     """Plain-words reasons behind one ``Decision.blocked`` value."""
+    if not mask:
+        return []
     return [text for bit, text in BLOCK_REASONS.items() if mask & bit]
 
 

@@ -90,7 +90,9 @@ class Scorer:
 
         X = self.model.featurizer.encode_channels(record, ids)
         p_loss, p_reject = self.model.predict_matrix(X, num_threads=1)
-        carriers = candidate_carriers(self.catalog, table.channel_index)
+        limits = request.constraints
+        needs_carriers = limits is not None and limits.allowed_carriers is not None
+        carriers = candidate_carriers(self.catalog, table.channel_index) if needs_carriers else None
         decision = decide(
             table, p_loss[None, :], p_reject[None, :], costs, request.constraints, carriers
         )
