@@ -254,6 +254,13 @@ class Catalog:
         return np.maximum(np.maximum(w, vol_kg), self.channel_column("min_chargeable_kg"))
 
     @cached_property
+    def tracking_codes(self) -> np.ndarray:
+        """(C,) int8 tracking level of each channel (``TRACKING_LEVELS`` values)."""
+        codes = self.channel_column("tracking_level").astype(np.int8)
+        codes.flags.writeable = False
+        return codes
+
+    @cached_property
     def _volumetric(self) -> tuple[np.ndarray, np.ndarray]:
         """(C,) whether a channel bills volume, and a divisor that is never 0."""
         divisor = self.channel_column("volumetric_divisor")

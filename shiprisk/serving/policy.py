@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -253,7 +254,7 @@ def build_candidates(
         "rate": col("premium_rate"),
         "min_premium": col("premium_min_usd"),
         "max_cover_usd": col("max_cover_usd"),
-        "tracking_level": col("tracking_level").astype(np.int8),
+        "tracking_level": catalog.tracking_codes,
         "return_cost_ratio": col("return_cost_ratio"),
     }
     if channel_index is None:
@@ -276,8 +277,7 @@ def build_candidates(
         quoted_price = np.asarray(quoted_price, dtype=float).reshape(index.shape)
         price = np.where(np.isnan(quoted_price), price, quoted_price)
     excluded_dest = catalog.destination_column("insurance_excluded")[country] > 0
-    uninsurable = np.zeros(len(GOODS_CATEGORIES), dtype=bool)
-    uninsurable[[GOODS_CATEGORIES.index(g) for g in costs.uninsurable_goods]] = True
+    uninsurable = _uninsurable_mask(costs.uninsurable_goods)
     insurable_here = ~(excluded_dest | uninsurable[goods])[:, None]
     available = v["available"]
     max_cover = v["max_cover_usd"]
@@ -306,6 +306,15 @@ def build_candidates(
         transit_days_min=v["transit_days_min"],
         transit_days_max=v["transit_days_max"],
     )
+
+
+@lru_cache(maxsize=64)
+def _uninsurable_mask(goods: tuple[str, ...]) -> np.ndarray:
+    """Bool per ``GOODS_CATEGORIES`` entry: no insurer covers it (read-only, cached)."""
+    mask = np.zeros(len(GOODS_CATEGORIES), dtype=bool)
+    mask[[GOODS_CATEGORIES.index(g) for g in goods]] = True
+    mask.flags.writeable = False
+    return mask
 
 
 def shipment_arrays(catalog: Catalog, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
