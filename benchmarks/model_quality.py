@@ -184,9 +184,9 @@ def main() -> None:
         "created after the training and calibration slices (the shifted world is later still)."
     )
     if report.missed():
-        model_info = model.info.get("best_iteration", {})
+        trees = model.info.get("trees", model.info.get("best_iteration", {}))
         report.profiles["per-channel bias of the probabilities, default world"] = (
-            f"trees per head (best_iteration): {model_info}\n"
+            f"trees per head: {trees} (early stopping: {model.info.get('best_iteration')})\n"
             + results["default"]["by_channel"]["table"]
         )
         for name, text in report.profiles.items():

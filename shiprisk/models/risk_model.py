@@ -2,12 +2,12 @@
 
 Design choice: **two binary LightGBM heads** (lost vs not, rejected vs not) rather than one
 3-class model. Loss is rare (~1 %) and rejection common (~10 %); separate heads get their
-own regularisation, early stopping and calibration, and per-outcome ``pred_contrib`` gives
-the reasons for each risk directly. A head may be refitted after early stopping on the whole
-training slice (``refit_full_train``): the early-stopping window is the newest data (the
-world drifts), and for the rare loss outcome 15 % more events matter. Each head is
-calibrated with Platt scaling on its raw score, fitted on a time slice the booster never
-saw; if the two calibrated probabilities ever sum above 1 they are renormalised.
+own regularisation, early stopping and calibration, and the reasons are given per risk. A
+head may be refitted after early stopping on the whole training slice
+(``refit_full_train``): the early-stopping window is the newest data (the world drifts), and
+for the rare loss outcome 15 % more events matter. Each head is calibrated with Platt
+scaling on its raw score, fitted on a time slice the booster never saw; if the two
+calibrated probabilities ever sum above 1 they are renormalised.
 
 Storage is pickle-free: each booster as LightGBM's text model, the feature pipeline and
 the calibration as JSON, and a manifest with the SHA-256 of every file, checked on load.

@@ -235,6 +235,8 @@ def _log_metrics(results: dict, model: RiskModel) -> None:
         mlflow.log_metrics(flatten_metrics(metrics, prefix=f"test_{name}"))
     for outcome, it in model.info.get("best_iteration", {}).items():
         mlflow.log_metric(f"{outcome}_best_iteration", it)
+    for outcome, trees in model.info.get("trees", {}).items():
+        mlflow.log_metric(f"{outcome}_trees", trees)
 
 
 def _log_plots(model: RiskModel, test: pd.DataFrame, probs: dict[str, np.ndarray]) -> None:
