@@ -57,6 +57,27 @@ def test_gain_captured_is_one_for_truth_and_zero_for_the_base_rate():
     assert 0.2 < mid < 0.95
 
 
+def test_expected_gain_has_the_same_meaning_without_sampling_noise():
+    y, p_true = _world(50_000, 2)
+    rate = y.mean()
+    assert outcome_metrics(y, p_true, prior=rate, p_true=p_true)["gain_expected"] == 1.0
+    const = outcome_metrics(y, np.full_like(p_true, rate), prior=rate, p_true=p_true)
+    assert const["gain_expected"] == pytest.approx(0.0, abs=1e-12)
+    logit = np.log(p_true / (1 - p_true))
+    half = 1 / (1 + np.exp(-(0.5 * logit + 0.5 * np.log(rate / (1 - rate)))))
+    # Same model, two independent draws of the outcomes: the expected gain does not move
+    # (it never looks at y), the sampled one does.
+    rng = np.random.default_rng(5)
+    y2 = (rng.random(len(p_true)) < p_true).astype(float)
+    first = outcome_metrics(y, half, prior=rate, p_true=p_true)
+    second = outcome_metrics(y2, half, prior=rate, p_true=p_true)
+    assert first["gain_expected"] == second["gain_expected"]
+    assert first["gain_captured"] != second["gain_captured"]
+    assert abs(first["gain_expected"] - first["gain_captured"]) < 0.1
+    with pytest.raises(ValueError, match="probabilities"):
+        binary_log_loss(np.array([1.5]), np.array([0.5]))
+
+
 def test_ll_prior_uses_the_given_prior_not_the_sample_rate():
     y, p_true = _world(20_000, 3)
     at_rate = outcome_metrics(y, p_true, prior=y.mean())["ll_prior"]

@@ -25,21 +25,28 @@ OUTCOME_KEYS = ("loss", "reject")
 """Keys of the per-outcome metric dicts: p_loss = P(outcome == 'lost'), p_reject likewise."""
 
 METRIC_ORDER = (
-    "log_loss", "ll_prior", "ll_bayes", "ll_ratio_to_bayes", "gain_captured", "roc_auc",
+    "log_loss", "ll_prior", "ll_bayes", "ll_ratio_to_bayes", "gain_captured", "gain_expected",
+    "roc_auc",
     "pr_auc", "brier", "ece", "ece_over_base_rate", "base_rate",
 )  # fmt: skip
 """Order of the rows in :func:`metrics_table`; also every key :func:`outcome_metrics` may return."""
 
 
-def _as_arrays(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a label/probability pair: same length, labels 0/1, probabilities in [0, 1]."""
+def _as_arrays(
+    y: np.ndarray, p: np.ndarray, *, soft_labels: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a label/probability pair: same length, labels 0/1 (or probabilities with
+    ``soft_labels``), probabilities in [0, 1]."""
     y = np.asarray(y, dtype=float).ravel()
     p = np.asarray(p, dtype=float).ravel()
     if y.shape != p.shape:
         raise ValueError(f"y has {y.size} rows but p has {p.size}")
     if y.size == 0:
         raise ValueError("cannot score an empty sample")
-    if not np.isin(y, (0.0, 1.0)).all():
+    if soft_labels:
+        if not (np.isfinite(y).all() and (y >= 0).all() and (y <= 1).all()):
+            raise ValueError("y must hold 0/1 labels or probabilities in [0, 1]")
+    elif not np.isin(y, (0.0, 1.0)).all():
         raise ValueError("y must hold only 0 and 1")
     if not (np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()):
         raise ValueError("p must hold finite probabilities in [0, 1]")
@@ -50,9 +57,10 @@ def binary_log_loss(y: np.ndarray, p: np.ndarray) -> float:
     """Mean negative log-likelihood ``-mean(y log p + (1 - y) log(1 - p))``, p clipped to EPS.
 
     Our own four lines instead of ``sklearn.metrics.log_loss`` so that a test window with no
-    positives (rare outcome, small window) still gets a score instead of an error.
+    positives (rare outcome, small window) still gets a score instead of an error. ``y`` may
+    also be probabilities (soft labels): the result is then the expected log loss.
     """
-    y, p = _as_arrays(y, p)
+    y, p = _as_arrays(y, p, soft_labels=True)
     p = np.clip(p, EPS, 1 - EPS)
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
 
@@ -121,6 +129,10 @@ def outcome_metrics(
     * ``gain_captured``: ``(ll_prior - log_loss) / (ll_prior - ll_bayes)``: the share of the
       achievable improvement over the constant guess that the model realises (1 = as good as
       the truth, 0 = no better than the prior, < 0 = worse than the prior).
+    * ``gain_expected``: the same share with every log loss replaced by its expectation under
+      ``p_true`` (cross-entropy against the true probability instead of the drawn 0/1): the
+      same quantity without the outcome-sampling noise, which for a rare outcome on a few
+      tens of thousands of rows is of the order of the gaps between models.
     """
     y, p = _as_arrays(y, p)
     if not 0 <= prior <= 1:
@@ -146,6 +158,13 @@ def outcome_metrics(
         out["ll_bayes"] = ll_bayes
         out["ll_ratio_to_bayes"] = ll / ll_bayes if ll_bayes > 0 else float("nan")
         out["gain_captured"] = (out["ll_prior"] - ll) / achievable if achievable else float("nan")
+        expected_prior = binary_log_loss(p_true, np.full_like(p, prior))
+        expected_reachable = expected_prior - binary_log_loss(p_true, p_true)
+        out["gain_expected"] = (
+            (expected_prior - binary_log_loss(p_true, p)) / expected_reachable
+            if expected_reachable
+            else float("nan")
+        )
     return out
 
 
