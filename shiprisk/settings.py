@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     workers: int = Field(default=2, ge=1, le=64, description="BentoML worker processes")
     max_body_bytes: int = Field(default=262_144, ge=1024, description="larger bodies get 413")
     max_batch: int = Field(default=100, ge=1, le=10_000, description="shipments per /score_batch")
+    access_log: bool = Field(
+        default=False,
+        description="write one access-log line per request (BentoML's access log; costs "
+        "about 0.6 ms of CPU per request); /metrics counts requests either way",
+    )
     compiled_trees: bool = Field(
         default=True,
         description="score with the boosters compiled to native code (lleaves) where they "

@@ -238,3 +238,31 @@ def test_refused_values_never_reach_the_server_log(api, server) -> None:
         time.sleep(0.25)
     assert log.count(field) >= 2, "the validation errors were not logged: nothing checked"
     assert probe[::-1] not in log
+
+
+def test_requests_are_counted_in_metrics_without_access_log_lines(api, anon, server) -> None:
+    """The access log is off by default (SHIPRISK_ACCESS_LOG); /metrics still counts /score."""
+
+    def scored() -> float:
+        text = anon.get("/metrics").text
+        lines = [
+            line
+            for line in text.splitlines()
+            if line.startswith("bentoml_service_request_total{")
+            and 'endpoint="/score"' in line
+            and 'http_response_code="200"' in line
+        ]
+        return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+    before = scored()
+    for _ in range(3):
+        assert api.post("/score", json=example_request()).status_code == 200
+    counted = 0.0
+    for _ in range(40):  # each worker exports its own counters: wait until all three land
+        counted = scored() - before
+        if counted >= 3:
+            break
+        time.sleep(0.25)
+    assert counted == 3
+    log = server.log_path.read_text(errors="replace")
+    assert "path=/score" not in log
