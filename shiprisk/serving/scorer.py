@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from shiprisk.data.catalogs import Catalog, load_catalog
 from shiprisk.data.contract import SHIPMENT_FIELDS, CandidateChannel
 from shiprisk.models.risk_model import RiskModel
@@ -39,6 +41,7 @@ from shiprisk.serving.schemas import (
 from shiprisk.settings import get_settings
 
 TRACKING_NAMES = ("none", "partial", "full")
+_CHANNEL_LIST = TypeAdapter(list[ChannelScore])
 
 
 @dataclass
@@ -75,7 +78,8 @@ class Scorer:
 
     # -- the request path -------------------------------------------------------------------
     def score(self, request: ScoreRequest, *, with_reasons: bool = True) -> ScoreResponse:
-        record = {f: getattr(request, f) for f in SHIPMENT_FIELDS}
+        fields = request.__dict__  # pydantic keeps validated field values here
+        record = {f: fields[f] for f in SHIPMENT_FIELDS}
         costs = resolve_costs(self.costs, request.costs)
         warnings = self._warnings(record, request)
         candidates = request.candidates
@@ -112,30 +116,31 @@ class Scorer:
         )
         expected = _nums(decision.expected_cost[0])
         uninsured = _nums(decision.expected_cost_uninsured[0])
-        channels = []
+        rows = []
         for k, cid in enumerate(ids):
             ch = self._channel(cid)
-            channels.append(
-                ChannelScore(
-                    channel_id=cid,
-                    name=ch.name if ch else None,
-                    carrier=ch.carrier if ch else None,
-                    requested=cid in requested,
-                    eligible=eligible[k],
-                    ineligible_reasons=refused.get(cid, []),
-                    allowed=allowed[k],
-                    blocked_reasons=blocked_reasons(blocked[k]),
-                    p_loss=loss[k],
-                    p_reject=reject[k],
-                    price_usd=price[k],
-                    premium_usd=premium[k],
-                    insure=insure[k],
-                    expected_cost_usd=expected[k],
-                    expected_cost_uninsured_usd=uninsured[k],
-                    transit_days=transit[k],
-                    tracking=TRACKING_NAMES[tracking[k]] if ch else None,
-                )
+            rows.append(
+                {
+                    "channel_id": cid,
+                    "name": ch.name if ch else None,
+                    "carrier": ch.carrier if ch else None,
+                    "requested": cid in requested,
+                    "eligible": eligible[k],
+                    "ineligible_reasons": refused.get(cid, []),
+                    "allowed": allowed[k],
+                    "blocked_reasons": blocked_reasons(blocked[k]),
+                    "p_loss": loss[k],
+                    "p_reject": reject[k],
+                    "price_usd": price[k],
+                    "premium_usd": premium[k],
+                    "insure": insure[k],
+                    "expected_cost_usd": expected[k],
+                    "expected_cost_uninsured_usd": uninsured[k],
+                    "transit_days": transit[k],
+                    "tracking": TRACKING_NAMES[tracking[k]] if ch else None,
+                }
             )
+        channels = _CHANNEL_LIST.validate_python(rows)  # one pydantic-core call for all rows
         rec = int(decision.recommended[0])
         if rec < 0:
             return self._empty(request, warnings, str(decision.reasons[0]), channels)
