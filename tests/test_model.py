@@ -11,6 +11,7 @@ from shiprisk.models.compiled import MAX_ABS_DIFF, compile_head
 from shiprisk.models.risk_model import (
     MANIFEST,
     ModelIntegrityError,
+    PlattCalibrator,
     RiskModel,
     model_digest,
 )
@@ -46,6 +47,27 @@ def test_renormalisation_keeps_the_sum_below_one(champion_model) -> None:
     finally:
         for o, (a, b) in saved.items():
             champion_model.calibrators[o].a, champion_model.calibrators[o].b = a, b
+
+
+def test_the_calibrator_follows_a_drift_and_holds_its_newest_level() -> None:
+    # Log-odds = 0.8 * raw - 4 + drift per year: the fit recovers the drift, and a row
+    # newer than the fitted rows gets the newest fitted level (no extrapolation).
+    rng = np.random.default_rng(3)
+    n, drift = 200_000, -0.5
+    raw = rng.normal(0.0, 1.0, n)
+    months = rng.integers(288, 306, n).astype(float)  # 2024-01 .. 2025-06
+    z = 0.8 * raw - 4.0 + drift * (months - 288.0) / 12.0
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-z))).astype(int)
+    calibrator = PlattCalibrator().fit(raw, y, months)
+    assert calibrator.c == pytest.approx(drift, abs=0.15)
+    assert calibrator.a == pytest.approx(0.8, abs=0.05)
+    newest = calibrator(np.zeros(1), np.array([305.0]))
+    np.testing.assert_array_equal(calibrator(np.zeros(1), np.array([330.0])), newest)
+    assert newest[0] < calibrator(np.zeros(1), np.array([288.0]))[0]
+    with pytest.raises(ValueError, match="months"):
+        calibrator(raw)
+    plain = PlattCalibrator().fit(raw, y)  # no months: plain Platt, no time term
+    assert plain.c == 0.0 and np.isfinite(plain(raw)).all()
 
 
 def test_save_and_load_give_identical_probabilities(champion_model, sim_frame, tmp_path) -> None:

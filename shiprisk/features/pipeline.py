@@ -117,6 +117,7 @@ FEATURES: tuple[str, ...] = (
     "month",
     "weekday",
     "peak_season",
+    "months_since_2000",
     "tax_id_present",
     "fragile",
     "valuable_wording",
@@ -161,6 +162,10 @@ _FEATURE_INDEX = {f: i for i, f in enumerate(FEATURES)}
 _SHIP_INDEX = {f: i for i, f in enumerate(SHIPMENT_FEATURES)}
 _NOT_SHIPMENT = ("created_at", "channel_id")
 PEAK_MONTHS = {11: 2.0, 12: 1.0}
+EPOCH_YEAR = 2000
+"""``months_since_2000`` counts calendar months from January of this year: a plain numeric
+time feature, so the heads can follow a slow drift in the rates instead of averaging over it
+(see :func:`_months_since_epoch`)."""
 ZONE_SLOTS = 6
 """Transit is stored per zone number 0..5 (zone 0 unused; unknown destinations are zone 5)."""
 
@@ -273,6 +278,7 @@ class ShipmentFeaturizer:
         created = pd.to_datetime(frame["created_at"], utc=True)
         cols["month"] = created.dt.month.to_numpy(dtype=np.float64)
         cols["weekday"] = created.dt.dayofweek.to_numpy(dtype=np.float64)
+        cols["year"] = created.dt.year.to_numpy(dtype=np.float64)
         return self._encode(cols, rows, channel_ids)
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
@@ -343,6 +349,7 @@ class ShipmentFeaturizer:
         cols: dict[str, Any] = {f: record[f] for f in INPUT_FIELDS if f not in _NOT_SHIPMENT}
         stamp = _as_datetime(record["created_at"])
         cols["month"], cols["weekday"] = np.float64(stamp.month), np.float64(stamp.weekday())
+        cols["year"] = np.float64(stamp.year)
         values = self._shipment_values(cols)
         return np.array([[values[name] for name in SHIPMENT_FEATURES]], dtype=np.float64)
 
@@ -376,6 +383,7 @@ class ShipmentFeaturizer:
         v["month"] = cols["month"]
         v["weekday"] = cols["weekday"]
         v["peak_season"] = _each(lambda m, d: PEAK_MONTHS.get(int(m), d), cols["month"], 0.0)
+        v["months_since_2000"] = _months_since_epoch(cols["year"], cols["month"])
         for src, dst in zip(
             BOOL_FIELDS,
             ("tax_id_present", "fragile", "valuable_wording", "remote_area"),
@@ -484,7 +492,20 @@ def _record_columns(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     stamps = [_as_datetime(r["created_at"]) for r in records]
     cols["month"] = np.array([t.month for t in stamps], dtype=np.float64)
     cols["weekday"] = np.array([t.weekday() for t in stamps], dtype=np.float64)
+    cols["year"] = np.array([t.year for t in stamps], dtype=np.float64)
     return cols
+
+
+def _months_since_epoch(year: Any, month: Any) -> Any:
+    """Whole calendar months since January ``EPOCH_YEAR`` (exact in float64, any shape).
+
+    Why: the world drifts (e.g. loss odds fall a few % a year). Without time, a head
+    averages over the training period and the calibration slice (newer) pulls every
+    prediction to its level, so older rows are under-predicted. The calibrator fits the
+    trend on this column (``models.risk_model.PlattCalibrator``); trees may split on it like
+    any numeric feature, and a row newer than the training data lands in the newest period.
+    """
+    return (year - EPOCH_YEAR) * 12.0 + (month - 1.0)
 
 
 def _nan_to(value: float, default: float) -> float:

@@ -6,8 +6,9 @@ own regularisation, early stopping and calibration, and the reasons are given pe
 head may be refitted after early stopping on the whole training slice
 (``refit_full_train``): the early-stopping window is the newest data (the world drifts), and
 for the rare loss outcome 15 % more events matter. Each head is calibrated with Platt
-scaling on its raw score, fitted on a time slice the booster never saw; if the two
-calibrated probabilities ever sum above 1 they are renormalised.
+scaling on its raw score plus a linear time term (:class:`PlattCalibrator`), fitted on the
+training and calibration slices together; if the two calibrated probabilities ever sum
+above 1 they are renormalised.
 
 Storage is pickle-free: each booster as LightGBM's text model, the feature pipeline and
 the calibration as JSON, and a manifest with the SHA-256 of every file, checked on load.
@@ -19,7 +20,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from shiprisk.features.pipeline import ShipmentFeaturizer
+from shiprisk.features.pipeline import FEATURES, ShipmentFeaturizer
 from shiprisk.models.compiled import RawScorer, compile_head
 
 OUTCOMES: tuple[str, ...] = ("loss", "reject")
@@ -38,6 +39,8 @@ MANIFEST = "manifest.json"
 PIPELINE_FILE = "pipeline.json"
 CALIBRATION_FILE = "calibration.json"
 MAX_TOTAL = 1.0 - 1e-6
+TIME_FEATURE = "months_since_2000"
+_TIME_COLUMN = FEATURES.index(TIME_FEATURE)
 
 
 class ModelIntegrityError(RuntimeError):
@@ -46,21 +49,50 @@ class ModelIntegrityError(RuntimeError):
 
 @dataclass
 class PlattCalibrator:
-    """p = sigmoid(a * raw_score + b), fitted on held-out raw scores."""
+    """p = sigmoid(a * raw_score + b + c * (min(months, t_max) - t_ref) / 12).
+
+    ``months`` is the row's ``months_since_2000``; ``c`` is a drift in log-odds per year.
+    Why a time term: the rates drift slowly (a few % a year), too weakly for the trees to
+    split on time reliably, and plain Platt on the calibration slice (the newest rows) then
+    pulls every prediction to that slice's level, which under-predicts older rows by the
+    drift, on top of the slice's own sampling noise (~600 loss events). Fitted on the
+    training and calibration slices together, the trend uses ~5x the events; rows newer
+    than the calibration slice (live scoring) get its newest level (``t_max``), as trees
+    would. Without ``months`` at fit, ``c`` stays 0: plain Platt scaling.
+    """
 
     a: float = 1.0
     b: float = 0.0
+    c: float = 0.0
+    t_ref: float = 0.0
+    t_max: float = 0.0
 
-    def fit(self, raw: np.ndarray, y: np.ndarray) -> PlattCalibrator:
+    def fit(
+        self, raw: np.ndarray, y: np.ndarray, months: np.ndarray | None = None
+    ) -> PlattCalibrator:
         from sklearn.linear_model import LogisticRegression
 
         lr = LogisticRegression(C=1e6, max_iter=1000)
-        lr.fit(raw.reshape(-1, 1), y.astype(int))
-        self.a, self.b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+        if months is None:
+            lr.fit(raw.reshape(-1, 1), y.astype(int))
+            self.a, self.b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+            return self
+        self.t_ref, self.t_max = float(np.mean(months)), float(np.max(months))
+        lr.fit(np.column_stack([raw, self._years(months)]), y.astype(int))
+        self.a, self.c = (float(v) for v in lr.coef_[0])
+        self.b = float(lr.intercept_[0])
         return self
 
-    def __call__(self, raw: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(self.a * raw + self.b)))
+    def _years(self, months: np.ndarray) -> np.ndarray:
+        return (np.minimum(months, self.t_max) - self.t_ref) / 12.0
+
+    def __call__(self, raw: np.ndarray, months: np.ndarray | None = None) -> np.ndarray:
+        z = self.a * raw + self.b
+        if self.c != 0.0:
+            if months is None:
+                raise ValueError("this calibrator has a time term: pass months")
+            z = z + self.c * self._years(months)
+        return 1.0 / (1.0 + np.exp(-z))
 
 
 @dataclass
@@ -86,10 +118,11 @@ class RiskModel:
         featurizer: ShipmentFeaturizer | None = None,
     ) -> RiskModel:
         """Fit both heads on ``train`` (its newest slice for early stopping), then calibrate
-        on ``calibration``. ``params[outcome]`` holds LightGBM parameters incl.
-        ``num_boost_round`` and ``early_stopping_rounds``, and optionally
-        ``refit_full_train``: after early stopping, retrain on all of ``train`` for the best
-        number of rounds scaled by the data it adds (``len(train) / early-stopping cut``)."""
+        on ``train`` + ``calibration`` (see :class:`PlattCalibrator`). ``params[outcome]``
+        holds LightGBM parameters incl. ``num_boost_round`` and ``early_stopping_rounds``, and
+        optionally ``refit_full_train``: after early stopping, retrain on all of ``train`` for
+        the best number of rounds scaled by the data it adds
+        (``len(train) / early-stopping cut``)."""
         featurizer = featurizer or ShipmentFeaturizer().fit(train)
         X = featurizer.transform(train)
         X_cal = featurizer.transform(calibration)
@@ -123,8 +156,12 @@ class RiskModel:
             booster.free_dataset()
             boosters[outcome] = booster
             y_cal = (calibration["outcome"] == OUTCOME_LABEL[outcome]).to_numpy()
-            raw = booster.predict(X_cal, raw_score=True, num_iteration=booster.best_iteration)
-            calibrators[outcome] = PlattCalibrator().fit(raw, y_cal)
+            # Train + calibration rows: the time trend needs the whole period's events.
+            raw = booster.predict(
+                np.vstack([X, X_cal]), raw_score=True, num_iteration=booster.best_iteration
+            )
+            months = np.concatenate([X[:, _TIME_COLUMN], X_cal[:, _TIME_COLUMN]])
+            calibrators[outcome] = PlattCalibrator().fit(raw, np.concatenate([y, y_cal]), months)
         info = {"best_iteration": best, "trees": used}
         return cls(featurizer, boosters, calibrators, info)
 
@@ -132,8 +169,10 @@ class RiskModel:
     def predict_matrix(self, X: np.ndarray, num_threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Encoded features -> calibrated (p_loss, p_reject), with p_loss + p_reject < 1."""
         probs = []
+        months = X[:, _TIME_COLUMN]
         for outcome in OUTCOMES:
-            probs.append(self.calibrators[outcome](self.raw_scores(X, outcome, num_threads)))
+            raw = self.raw_scores(X, outcome, num_threads)
+            probs.append(self.calibrators[outcome](raw, months))
         p_loss, p_reject = probs
         total = p_loss + p_reject
         over = total > MAX_TOTAL
@@ -175,7 +214,7 @@ class RiskModel:
             files[name] = _sha256(directory / name)
         _write_text(directory / PIPELINE_FILE, json.dumps(self.featurizer.to_dict(), indent=1))
         files[PIPELINE_FILE] = _sha256(directory / PIPELINE_FILE)
-        calibration = {o: {"a": c.a, "b": c.b} for o, c in self.calibrators.items()}
+        calibration = {o: asdict(c) for o, c in self.calibrators.items()}
         _write_text(directory / CALIBRATION_FILE, json.dumps(calibration, indent=1))
         files[CALIBRATION_FILE] = _sha256(directory / CALIBRATION_FILE)
         manifest = {"format_version": FORMAT_VERSION, "files": files, "info": self.info}

@@ -67,6 +67,7 @@ FACTORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "label": (("valuable_wording",), ("valuable_wording", "wording_x_tracking")),
     "season": (("created_at",), ("month", "weekday", "peak_season")),
+    "trend": (("created_at",), ("months_since_2000",)),
     "size": (
         ("weight_kg", "length_cm", "width_cm", "height_cm", "item_count"),
         ("weight_kg", "volumetric_kg", "volume_ratio", "longest_cm", "item_count"),
@@ -150,6 +151,7 @@ PHRASES: dict[str, Callable[[Ctx], str]] = {
         "valuable wording on the outer label" if c["valuable_wording"] else "plain outer label"
     ),
     "season": lambda c: f"shipped in {MONTHS[int(c['month']) - 1]}",
+    "trend": lambda c: "the trend of this risk over time",
     "size": lambda c: f"{c['weight_kg']:g} kg parcel, {c['item_count']} item(s)",
     "remote": lambda c: "remote-area delivery" if c["remote_area"] else "not a remote area",
 }
