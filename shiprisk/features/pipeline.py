@@ -145,7 +145,7 @@ FEATURES: tuple[str, ...] = (
     "wording_x_tracking",
 )
 CATEGORICAL_FEATURES: tuple[str, ...] = (*MODEL_CATEGORICALS, "channel_type")
-CHANNEL_FEATURES: tuple[str, ...] = (
+CHANNEL_ATTRIBUTE_FEATURES: tuple[str, ...] = (
     "channel_id",
     "channel_type",
     "tracking_level",
@@ -153,6 +153,10 @@ CHANNEL_FEATURES: tuple[str, ...] = (
     "transit_min",
     "transit_max",
     "transit_total",
+)
+"""The channel itself (code and catalog attributes on the shipment's route)."""
+CHANNEL_FEATURES: tuple[str, ...] = (
+    *CHANNEL_ATTRIBUTE_FEATURES,
     "untracked_log_value",
     "wording_x_tracking",
 )

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from shiprisk.features.pipeline import FEATURES
+from shiprisk.features.pipeline import CHANNEL_ATTRIBUTE_FEATURES, FEATURES
 from shiprisk.models.risk_model import OUTCOMES, RiskModel
 
 Ctx = Mapping[str, Any]
@@ -37,18 +37,7 @@ FACTORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "dest_customs_hold_days",
         ),
     ),
-    "channel": (
-        ("channel_id",),
-        (
-            "channel_id",
-            "channel_type",
-            "tracking_level",
-            "liability_usd",
-            "transit_min",
-            "transit_max",
-            "transit_total",
-        ),
-    ),
+    "channel": (("channel_id",), CHANNEL_ATTRIBUTE_FEATURES),
     "packaging": (("packaging", "goods_category"), ("packaging", "soft_pack_valuable")),
     "goods": (("goods_category",), ("goods_category", "sensitive_x_customs", "fragile")),
     "value": (
