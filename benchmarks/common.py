@@ -371,30 +371,6 @@ def percentiles(samples_s: Iterable[float]) -> dict[str, float]:
     }
 
 
-def time_calls(fn: Callable[[], Any], *, repeat: int, warmup: int = 20) -> dict[str, float]:
-    """Time ``repeat`` single calls of ``fn`` (after ``warmup``): per-call µs percentiles."""
-    import numpy as np
-
-    for _ in range(warmup):
-        fn()
-    samples = np.empty(repeat)
-    clock = time.perf_counter_ns
-    for i in range(repeat):
-        t0 = clock()
-        fn()
-        samples[i] = clock() - t0
-    us = samples / 1e3
-    p50, p90, p99 = np.percentile(us, [50, 90, 99])
-    return {
-        "n": repeat,
-        "p50_us": float(p50),
-        "p90_us": float(p90),
-        "p99_us": float(p99),
-        "mean_us": float(us.mean()),
-        "min_us": float(us.min()),
-    }
-
-
 def profile_top(
     fn: Callable[[], Any], *, calls: int = 200, top: int = 18, sort: str = "tottime"
 ) -> str:

@@ -278,7 +278,9 @@ class ShipmentFeaturizer:
         Shipment features are computed once per shipment and gathered for each pair, so
         scoring n shipments on K channels costs n shipment encodings, not n x K.
         """
-        cols: dict[str, Any] = {f: frame[f].to_numpy() for f in INPUT_FIELDS if f != "created_at"}
+        cols: dict[str, Any] = {
+            f: frame[f].to_numpy() for f in INPUT_FIELDS if f not in _NOT_SHIPMENT
+        }
         created = pd.to_datetime(frame["created_at"], utc=True)
         cols["month"] = created.dt.month.to_numpy(dtype=np.float64)
         cols["weekday"] = created.dt.dayofweek.to_numpy(dtype=np.float64)
@@ -491,7 +493,7 @@ def _record_columns(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     cols: dict[str, Any] = {
         f: np.array([r[f] for r in records], dtype=object if f in STRING_FIELDS else None)
         for f in INPUT_FIELDS
-        if f not in ("created_at", "channel_id")
+        if f not in _NOT_SHIPMENT
     }
     stamps = [_as_datetime(r["created_at"]) for r in records]
     cols["month"] = np.array([t.month for t in stamps], dtype=np.float64)
