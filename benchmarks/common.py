@@ -109,20 +109,20 @@ def log(msg: str) -> None:
 
 
 DATA_INPUTS = (
-    "shiprisk/data/simulator.py",
-    "shiprisk/data/world.py",
-    "shiprisk/data/catalogs.py",
-    "shiprisk/data/contract.py",
-    "shiprisk/data/reference",
+    "data/simulator.py",
+    "data/world.py",
+    "data/catalogs.py",
+    "data/contract.py",
+    "data/reference",
 )
 """What a simulated draw depends on: change any of these and the data are drawn again."""
 MODEL_INPUTS = (
     *DATA_INPUTS,
-    "shiprisk/data/loaders.py",
-    "shiprisk/data/validation.py",
-    "shiprisk/features",
-    "shiprisk/models",
-    "shiprisk/training",
+    "data/loaders.py",
+    "data/validation.py",
+    "features",
+    "models",
+    "training",
     "configs/train.yaml",
     "shiprisk/settings.py",
 )
@@ -280,7 +280,6 @@ def training_priors() -> dict[str, float]:
 def shipment_requests(rows: int = 200) -> list[dict[str, Any]]:
     """JSON-ready /score bodies: the first ``rows`` shipments of a fresh held-out draw."""
     import pandas as pd
-
     from shiprisk.data.contract import SHIPMENT_FIELDS
 
     frame = load_frame(20_000, FRESH_SEEDS["latency"]).head(rows)

@@ -32,10 +32,9 @@ def main() -> None:
     common.configure_env()
     from shiprisk.data.catalogs import CHANNEL_TYPES, TRACKING_LEVELS, load_catalog
     from shiprisk.data.simulator import counterfactual_probabilities
+    from shiprisk.decisions.policy import SellerCosts, build_candidates, decide, frame_arrays
     from shiprisk.features.pipeline import INPUT_FIELDS
     from shiprisk.models.risk_model import RiskModel
-    from shiprisk.serving.batch import frame_arrays
-    from shiprisk.serving.policy import SellerCosts, build_candidates, decide
     from shiprisk.training.evaluate import expected_cost_regret
 
     report = common.Report("decisions", "Decisions: true expected cost of the policy's choices")

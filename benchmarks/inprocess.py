@@ -59,8 +59,8 @@ def main() -> None:
 
     common.configure_env()
     from shiprisk.data.contract import SHIPMENT_FIELDS
+    from shiprisk.decisions.policy import candidate_carriers, candidates_for_shipment, decide
     from shiprisk.serving.explain import factor_contributions
-    from shiprisk.serving.policy import candidate_carriers, candidates_for_shipment, decide
     from shiprisk.serving.schemas import ModelRef, ScoreRequest
     from shiprisk.serving.scorer import Scorer
 

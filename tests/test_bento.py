@@ -30,7 +30,8 @@ def test_bentoml_build_packages_service_and_model(served_tag: str) -> None:
     info = yaml.safe_load((bento_dir / "bento.yaml").read_text())
     models = [m["tag"] for s in info["services"] for m in s.get("models", [])]
     assert served_tag in models
-    assert (bento_dir / "src" / "shiprisk" / "serving" / "service.py").is_file()
-    assert (bento_dir / "src" / "shiprisk" / "data" / "reference" / "channels.json").is_file()
+    assert (bento_dir / "src" / "serving" / "service.py").is_file()
+    assert (bento_dir / "src" / "data" / "reference" / "channels.json").is_file()
+    assert not (bento_dir / "src" / "training").exists()  # serving never needs training
     requirements = (bento_dir / "env" / "python" / "requirements.txt").read_text()
     assert "lightgbm==" in requirements and "mlflow" not in requirements

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from shiprisk.data.catalogs import (
     CHANNEL_TYPES,
     Channel,
@@ -24,7 +23,7 @@ from shiprisk.data.catalogs import (
 )
 from shiprisk.data.contract import CURRENCIES, GOODS_CATEGORIES
 
-README = Path(__file__).resolve().parents[1] / "shiprisk" / "data" / "README.md"
+README = Path(__file__).resolve().parents[1] / "data" / "README.md"
 
 
 @pytest.fixture(scope="module")

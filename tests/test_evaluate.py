@@ -6,8 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
-from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
-
 from shiprisk.training.baseline import LogisticBaseline
 from shiprisk.training.evaluate import (
     METRIC_ORDER,
@@ -22,6 +20,7 @@ from shiprisk.training.evaluate import (
     outcome_metrics,
 )
 from shiprisk.training.plots import calibration_figure, importance_figure
+from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
 
 def _world(n: int, seed: int, scale: float = -3.5) -> tuple[np.ndarray, np.ndarray]:

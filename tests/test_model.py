@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-
 from shiprisk.models.compiled import MAX_ABS_DIFF, compile_head
 from shiprisk.models.risk_model import (
     MANIFEST,

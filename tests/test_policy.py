@@ -10,11 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-
 from shiprisk.data.catalogs import load_catalog
 from shiprisk.data.contract import GOODS_CATEGORIES, example_request
-from shiprisk.serving.actions import RULES, mitigations
-from shiprisk.serving.policy import (
+from shiprisk.decisions.actions import RULES, mitigations
+from shiprisk.decisions.policy import (
     BLOCK_CARRIER,
     BLOCK_INELIGIBLE,
     NO_RECOMMENDATION_REASONS,

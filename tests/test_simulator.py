@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from shiprisk.data.catalogs import CHANNEL_TYPES, load_catalog
 from shiprisk.data.contract import (
     GOODS_CATEGORIES,
@@ -29,7 +28,7 @@ from shiprisk.data.simulator import (
 from shiprisk.data.world import WorldParams, default_world, shifted_world
 
 ROWS = 150_000
-README = Path(__file__).resolve().parents[1] / "shiprisk" / "data" / "README.md"
+README = Path(__file__).resolve().parents[1] / "data" / "README.md"
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,6 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-
 from shiprisk.data.catalogs import (
     TRACKING_LEVELS,
     UNKNOWN_DESTINATION,
@@ -330,6 +329,24 @@ def shipment_arrays(catalog: Catalog, records: Sequence[Mapping[str, Any]]) -> d
         "goods_code": np.array([GOODS_CATEGORIES.index(r["goods_category"]) for r in records]),
         "is_cod": np.array([r["payment_method"] == "cod" for r in records]),
         "value_usd": np.array([r["declared_value"] for r in records], dtype=float) * rate,
+    }
+
+
+def frame_arrays(catalog: Catalog, frame: Any) -> dict[str, Any]:
+    """:func:`shipment_arrays` for the columns of a validated DataFrame (batch, evaluation)."""
+    import pandas as pd  # the batch path's DataFrames only
+
+    currency = frame["currency"].to_numpy(dtype=object)
+    goods = pd.Categorical(frame["goods_category"], categories=GOODS_CATEGORIES).codes
+    return {
+        "weight_kg": frame["weight_kg"].to_numpy(dtype=float),
+        "dims_cm": tuple(
+            frame[f].to_numpy(dtype=float) for f in ("length_cm", "width_cm", "height_cm")
+        ),
+        "country_code": catalog.country_codes(frame["destination_country"].to_numpy(object)),
+        "goods_code": goods.astype(np.int64),
+        "is_cod": (frame["payment_method"] == "cod").to_numpy(dtype=bool),
+        "value_usd": frame["declared_value"].to_numpy(dtype=float) * catalog.usd_rate(currency),
     }
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-from sklearn.metrics import log_loss
-
 from shiprisk.models import registry
 from shiprisk.models.risk_model import OUTCOME_LABEL, OUTCOMES, ModelIntegrityError, RiskModel
-from shiprisk.settings import CHALLENGER, CHAMPION
 from shiprisk.training.train import frozen_eval_uri
+from sklearn.metrics import log_loss
+
+from shiprisk.settings import CHALLENGER, CHAMPION
 
 
 @dataclass

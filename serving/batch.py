@@ -4,9 +4,9 @@ Operations score every open shipment once a night. :func:`score_open` streams a 
 open shipments (contract schema ``open``: ``shipment_id``, the shipment fields and the chosen
 ``channel_id``) from a Parquet or CSV file or a SQL table, in chunks, across worker
 processes, and writes one output row per input row, in input order. The risk model and the
-decision policy are the ones online scoring uses (:mod:`shiprisk.serving.policy`): per chunk
+decision policy are the ones online scoring uses (:mod:`shiprisk.decisions.policy`): per chunk
 every eligible (shipment, channel) pair, plus the chosen pair, is featurised in one vectorised
-pass over a repeated frame, scored, and handed to :func:`~shiprisk.serving.policy.decide`.
+pass over a repeated frame, scored, and handed to :func:`~shiprisk.decisions.policy.decide`.
 
 Output columns (stable order and types; nulls where a value does not apply)::
 
@@ -75,11 +75,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-
 from shiprisk.data.catalogs import Catalog, load_catalog
 from shiprisk.data.contract import (
     CHANNEL_FIELD,
-    GOODS_CATEGORIES,
     OPEN_FIELDS,
     SHIPMENT_ID_FIELD,
 )
@@ -92,19 +90,20 @@ from shiprisk.data.loaders import (
     tidy_text,
 )
 from shiprisk.data.validation import DUPLICATE_ID, validate_frame
-from shiprisk.serving.policy import (
+from shiprisk.decisions.policy import (
     Constraints,
     SellerCosts,
     build_candidates,
     candidate_carriers,
     decide,
+    frame_arrays,
 )
+
 from shiprisk.settings import get_settings
 
 if TYPE_CHECKING:  # LightGBM is imported only where a model is loaded (see _init_worker)
     import sqlalchemy as sa
     from rich.console import Console
-
     from shiprisk.models.risk_model import RiskModel
 
 OUTPUT_SCHEMA = pa.schema(
@@ -343,22 +342,6 @@ class ChunkScorer:
         out["_scored"][at] = True
         out["_has_rec"][at] = has_rec
         return len(pair_rows)
-
-
-def frame_arrays(catalog: Catalog, frame: pd.DataFrame) -> dict[str, Any]:
-    """:func:`~shiprisk.serving.policy.shipment_arrays` for validated DataFrame columns."""
-    currency = frame["currency"].to_numpy(dtype=object)
-    goods = pd.Categorical(frame["goods_category"], categories=GOODS_CATEGORIES).codes
-    return {
-        "weight_kg": frame["weight_kg"].to_numpy(dtype=float),
-        "dims_cm": tuple(
-            frame[f].to_numpy(dtype=float) for f in ("length_cm", "width_cm", "height_cm")
-        ),
-        "country_code": catalog.country_codes(frame["destination_country"].to_numpy(object)),
-        "goods_code": goods.astype(np.int64),
-        "is_cod": (frame["payment_method"] == "cod").to_numpy(dtype=bool),
-        "value_usd": frame["declared_value"].to_numpy(dtype=float) * catalog.usd_rate(currency),
-    }
 
 
 def _empty_output(n: int) -> dict[str, Any]:
@@ -1043,6 +1026,7 @@ def champion_model_dir() -> Path:
     """
     from shiprisk.models import registry
     from shiprisk.models.risk_model import ModelIntegrityError, read_manifest, verify_files
+
     from shiprisk.settings import CHAMPION, get_settings
 
     registry.configure()
@@ -1072,8 +1056,7 @@ def champion_model_dir() -> Path:
 def load_costs(path: str | Path) -> SellerCosts:
     """Seller cost overrides for one run from YAML (keys: :class:`SellerCosts` fields)."""
     import yaml
-
-    from shiprisk.serving.policy import resolve_costs
+    from shiprisk.decisions.policy import resolve_costs
 
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     if not isinstance(raw, dict):

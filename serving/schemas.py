@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
 from shiprisk.data.contract import ShipmentRequest
-from shiprisk.serving.policy import Constraints, SellerCosts
+from shiprisk.decisions.policy import Constraints, SellerCosts
 
 HARD_MAX_BATCH = 10_000
 """Schema-level ceiling; the configurable limit (smaller) answers 413 in the handler."""

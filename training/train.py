@@ -18,11 +18,11 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-
 from shiprisk.models import registry
 from shiprisk.models.risk_model import OUTCOME_LABEL, OUTCOMES, RiskModel
-from shiprisk.settings import CHALLENGER
 from shiprisk.training.config import TrainConfig, config_path, load_config
+
+from shiprisk.settings import CHALLENGER
 
 EXPERIMENT = "shiprisk"
 TRUE_COLUMNS = {"loss": "true_p_loss", "reject": "true_p_reject"}

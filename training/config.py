@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "train.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "train.yaml"
 
 
 class SplitConfig(BaseModel):

@@ -12,11 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
 from shiprisk.data.catalogs import Catalog, load_catalog
+from shiprisk.decisions.policy import SellerCosts, build_candidates, decide, frame_arrays
 from shiprisk.models.risk_model import RiskModel
-from shiprisk.serving.batch import frame_arrays
-from shiprisk.serving.policy import SellerCosts, build_candidates, decide
 
 
 @dataclass

@@ -14,13 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
-
 from shiprisk.data.catalogs import Catalog, load_catalog
 from shiprisk.data.contract import SHIPMENT_FIELDS, CandidateChannel
-from shiprisk.models.risk_model import RiskModel
-from shiprisk.serving import explain as explain_mod
-from shiprisk.serving.actions import mitigations
-from shiprisk.serving.policy import (
+from shiprisk.decisions.actions import mitigations
+from shiprisk.decisions.policy import (
     SellerCosts,
     blocked_reasons,
     candidate_carriers,
@@ -29,6 +26,8 @@ from shiprisk.serving.policy import (
     ineligibility_reasons,
     resolve_costs,
 )
+from shiprisk.models.risk_model import RiskModel
+from shiprisk.serving import explain as explain_mod
 from shiprisk.serving.schemas import (
     Action,
     ChannelScore,
@@ -38,6 +37,7 @@ from shiprisk.serving.schemas import (
     ScoreRequest,
     ScoreResponse,
 )
+
 from shiprisk.settings import get_settings
 
 TRACKING_NAMES = ("none", "partial", "full")

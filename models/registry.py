@@ -21,17 +21,18 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
-
 from shiprisk.data.contract import OPEN_FIELDS
 from shiprisk.models.pyfunc_model import ARTIFACT_KEY
 from shiprisk.models.risk_model import RiskModel, model_digest
+
 from shiprisk.settings import CHAMPION, get_settings
 
 HISTORY_TAG = "champion_history"
 DIGEST_TAG = "model_digest"
 CHECKSUMS_TAG = "file_checksums"
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
+PYFUNC_STAGES = ("data", "features", "models")
+"""The stages the pyfunc imports; shipped with the model as one ``shiprisk`` folder."""
 
 
 def configure(tracking_uri: str | None = None) -> str:
@@ -86,13 +87,14 @@ def log_risk_model(
     """Log the model as a models-from-code pyfunc inside the active run."""
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = model.save(Path(tmp) / "risk_model")
+        code_dir = package_tree(Path(tmp) / "code")
         example = pyfunc_input_example(example_frame)
         output = model.predict_frame(example)
         info = mlflow.pyfunc.log_model(
             name=name,
             python_model=str(PYFUNC_CODE),
             artifacts={ARTIFACT_KEY: str(model_dir)},
-            code_paths=[str(PACKAGE_DIR)],
+            code_paths=[str(code_dir / "shiprisk")],
             signature=infer_signature(example, output),
             input_example=example,
             pip_requirements=[],
@@ -102,6 +104,25 @@ def log_risk_model(
     mlflow.set_tag(DIGEST_TAG, info_digest)
     mlflow.set_tag(CHECKSUMS_TAG, json.dumps(info_checksums, sort_keys=True))
     return info
+
+
+def package_tree(destination: Path) -> Path:
+    """Copy the package and the stages the pyfunc needs into ``destination/shiprisk``.
+
+    The stages live in separate top-level folders of the repository; a logged model needs
+    them as one importable ``shiprisk`` package (``mlflow models serve`` runs without us).
+    """
+    import importlib
+
+    import shiprisk
+
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    root = Path(destination) / "shiprisk"
+    shutil.copytree(Path(shiprisk.__file__).parent, root, ignore=skip)
+    for stage in PYFUNC_STAGES:
+        source = Path(importlib.import_module(f"shiprisk.{stage}").__file__).parent
+        shutil.copytree(source, root / stage, ignore=skip)
+    return Path(destination)
 
 
 def register(model_uri: str, tags: Mapping[str, str] | None = None) -> ModelVersion:

@@ -20,7 +20,6 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from shiprisk.data.contract import CURRENCIES, GOODS_CATEGORIES
 
 ChannelType = Literal["postal_untracked", "postal_tracked", "dedicated_line", "express"]

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from shiprisk.data.atomic import write_atomic
 from shiprisk.data.catalogs import CHANNEL_TYPES, Catalog, load_catalog
 from shiprisk.data.contract import (

@@ -27,7 +27,6 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-
 from shiprisk.features.pipeline import FEATURES, ShipmentFeaturizer
 from shiprisk.models.compiled import RawScorer, compile_head
 
