@@ -28,6 +28,7 @@ PAIRS_TARGET = 150_000.0
 def open_shipments() -> tuple[str, int]:
     """The 1 M open shipments file (contract 'open' columns), drawn once."""
     import pyarrow.parquet as pq
+
     from shiprisk.data.contract import OPEN_FIELDS
 
     path = common.data_dir() / f"open_{ROWS}.parquet"
@@ -57,6 +58,7 @@ def pyfunc_run(src: str, dst: str) -> dict[str, float]:
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
+
     from shiprisk.data.contract import OPEN_FIELDS
     from shiprisk.models import registry
 
@@ -106,7 +108,8 @@ def profile_chunk(model_dir, src: str) -> str:
 
     import numpy as np
     import pyarrow.parquet as pq
-    from shiprisk.decisions.policy import SellerCosts
+
+    from shiprisk.decisions.costs import SellerCosts
     from shiprisk.models.risk_model import RiskModel
     from shiprisk.serving.batch import Chunk, ChunkScorer
 

@@ -280,6 +280,7 @@ def training_priors() -> dict[str, float]:
 def shipment_requests(rows: int = 200) -> list[dict[str, Any]]:
     """JSON-ready /score bodies: the first ``rows`` shipments of a fresh held-out draw."""
     import pandas as pd
+
     from shiprisk.data.contract import SHIPMENT_FIELDS
 
     frame = load_frame(20_000, FRESH_SEEDS["latency"]).head(rows)

@@ -32,7 +32,9 @@ def main() -> None:
     common.configure_env()
     from shiprisk.data.catalogs import CHANNEL_TYPES, TRACKING_LEVELS, load_catalog
     from shiprisk.data.simulator import counterfactual_probabilities
-    from shiprisk.decisions.policy import SellerCosts, build_candidates, decide, frame_arrays
+    from shiprisk.decisions.candidates import build_candidates, frame_arrays
+    from shiprisk.decisions.costs import SellerCosts
+    from shiprisk.decisions.policy import decide
     from shiprisk.features.pipeline import INPUT_FIELDS
     from shiprisk.models.risk_model import RiskModel
     from shiprisk.training.evaluate import expected_cost_regret

@@ -59,7 +59,8 @@ def main() -> None:
 
     common.configure_env()
     from shiprisk.data.contract import SHIPMENT_FIELDS
-    from shiprisk.decisions.policy import candidate_carriers, candidates_for_shipment, decide
+    from shiprisk.decisions.candidates import candidate_carriers, candidates_for_shipment
+    from shiprisk.decisions.policy import decide
     from shiprisk.serving.explain import factor_contributions
     from shiprisk.serving.schemas import ModelRef, ScoreRequest
     from shiprisk.serving.scorer import Scorer

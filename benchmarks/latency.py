@@ -244,7 +244,8 @@ def mlflow_bodies(bodies: list[dict[str, Any]]) -> tuple[list[bytes], list[int]]
     """Each shipment expanded to one pyfunc row per eligible channel (as ours scores it)."""
     from shiprisk.data.catalogs import load_catalog
     from shiprisk.data.contract import SHIPMENT_FIELDS
-    from shiprisk.decisions.policy import SellerCosts, candidates_for_shipment
+    from shiprisk.decisions.candidates import candidates_for_shipment
+    from shiprisk.decisions.costs import SellerCosts
     from shiprisk.serving.schemas import ScoreRequest
 
     catalog, costs = load_catalog(), SellerCosts()

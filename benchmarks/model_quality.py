@@ -110,8 +110,8 @@ def main() -> None:
         b_loss = baselines["loss"].predict_proba(X)
         b_reject = baselines["reject"].predict_proba(X)
         per_world = {
-            "model": evaluate_frame(frame, p_loss, p_reject, priors=priors),
-            "baseline": evaluate_frame(frame, b_loss, b_reject, priors=priors),
+            "model": evaluate_frame(frame, {"loss": p_loss, "reject": p_reject}, priors=priors),
+            "baseline": evaluate_frame(frame, {"loss": b_loss, "reject": b_reject}, priors=priors),
             "seed": seed,
             "rows": len(frame),
             "period": [str(frame["created_at"].min())[:10], str(frame["created_at"].max())[:10]],
@@ -122,7 +122,9 @@ def main() -> None:
             late = (pd.to_datetime(frame["created_at"], utc=True) >= test_from).to_numpy()
             per_world["test_window"] = {
                 "rows": int(late.sum()),
-                "model": evaluate_frame(frame[late], p_loss[late], p_reject[late], priors=priors),
+                "model": evaluate_frame(
+                    frame[late], {"loss": p_loss[late], "reject": p_reject[late]}, priors=priors
+                ),
             }
         results[world] = per_world
     report.details["metrics"] = results

@@ -44,7 +44,7 @@ def _time_stages() -> dict[str, float]:
     for name in (
         "load_training_frame",
         "fit_baseline",
-        "evaluate_split",
+        "evaluate_frame",
         "_log_plots",
         "_log_frozen_eval",
         "_log_params",

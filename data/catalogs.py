@@ -20,13 +20,15 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from shiprisk.data.contract import CURRENCIES, GOODS_CATEGORIES
 
 ChannelType = Literal["postal_untracked", "postal_tracked", "dedicated_line", "express"]
 CHANNEL_TYPES: tuple[str, ...] = ("postal_untracked", "postal_tracked", "dedicated_line", "express")
-TRACKING_LEVELS: dict[str, int] = {"none": 0, "partial": 1, "full": 2}
-ZONES = (1, 2, 3, 4, 5)
-UNKNOWN_COUNTRY = "??"
+TRACKING_NAMES: tuple[str, ...] = ("none", "partial", "full")
+"""Tracking levels from least to most; a level's code is its position."""
+TRACKING_LEVELS: dict[str, int] = {name: code for code, name in enumerate(TRACKING_NAMES)}
+Tracking = Literal[TRACKING_NAMES]  # type: ignore[valid-type]
 """Row used for a country missing from the catalog: scored, with a warning, as below."""
 UNKNOWN_DESTINATION = {
     "zone": 5,
@@ -80,7 +82,7 @@ class Channel(BaseModel):
     name: str
     carrier: str
     channel_type: ChannelType
-    tracking: Literal["none", "partial", "full"]
+    tracking: Tracking
     zones: dict[int, ZonePrice]
     volumetric_divisor: float | None = Field(gt=0)
     min_chargeable_kg: float = Field(ge=0)
@@ -232,17 +234,43 @@ class Catalog:
         is_cod: np.ndarray,
         value_usd: np.ndarray,
     ) -> np.ndarray:
-        """(n, C) bool: which channels accept each shipment (limits, destination, goods, COD)."""
+        """(n, C) bool: which channels accept each shipment (no check of ``refusals`` fails)."""
+        checks = self.refusals(
+            weight_kg=weight_kg,
+            dims_cm=dims_cm,
+            country_code=country_code,
+            goods_code=goods_code,
+            is_cod=is_cod,
+            value_usd=value_usd,
+        )
+        return ~np.logical_or.reduce(tuple(checks.values()))
+
+    def refusals(
+        self,
+        *,
+        weight_kg: np.ndarray,
+        dims_cm: tuple[np.ndarray, np.ndarray, np.ndarray],
+        country_code: np.ndarray,
+        goods_code: np.ndarray,
+        is_cod: np.ndarray,
+        value_usd: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        """(n, C) bool per ``ELIGIBILITY_CHECKS`` entry: the channel refuses for that reason.
+
+        The one home of the eligibility rules: :meth:`eligible` and the online reasons
+        (``decisions.candidates.ineligibility_reasons``) both read it.
+        """
         col = self.channel_column
-        w = np.asarray(weight_kg, dtype=float)[:, None]
         longest, girth = longest_and_girth(dims_cm)
-        ok = (w <= col("max_weight_kg")) & (longest[:, None] <= col("max_length_cm"))
-        ok &= girth[:, None] <= col("max_girth_cm")
-        ok &= np.asarray(value_usd, dtype=float)[:, None] <= col("max_value_usd")
-        ok &= self._serves[np.asarray(country_code)]
-        ok &= ~self._refuses[np.asarray(goods_code)]
-        ok &= ~np.asarray(is_cod, dtype=bool)[:, None] | col("cod").astype(bool)
-        return ok
+        return {
+            "weight": np.asarray(weight_kg, dtype=float)[:, None] > col("max_weight_kg"),
+            "length": longest[:, None] > col("max_length_cm"),
+            "girth": girth[:, None] > col("max_girth_cm"),
+            "value": np.asarray(value_usd, dtype=float)[:, None] > col("max_value_usd"),
+            "destination": ~self._serves[np.asarray(country_code)],
+            "goods": self._refuses[np.asarray(goods_code)],
+            "cod": np.asarray(is_cod, dtype=bool)[:, None] & ~col("cod").astype(bool),
+        }
 
     def chargeable_kg(self, weight_kg: np.ndarray, dims_cm: tuple) -> np.ndarray:
         """(n, C) billed weight: max(actual, volumetric) where the channel bills volume."""

@@ -61,7 +61,8 @@ SENSITIVE_GOODS = ("batteries", "liquids", "cosmetics", "branded_goods")
 SOFT_PACKAGING = ("envelope", "poly_mailer")
 PACKAGING_TYPES = ("envelope", "poly_mailer", "box", "reinforced_box")
 ADDRESS_QUALITIES = ("verified", "unverified", "corrected")
-OUTCOMES = ("delivered", "lost", "rejected")
+from shiprisk.data.outcomes import LABELS as OUTCOMES  # noqa: E402 - one home for the names
+
 CURRENCIES = (
     "USD",
     "EUR",

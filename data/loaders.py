@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
 from shiprisk.data.atomic import write_atomic
 from shiprisk.data.contract import OUTCOME_DATE_FIELD, OUTCOME_FIELD, SCHEMA_FIELDS, SPECS
 from shiprisk.data.validation import blank_mask, empty_errors, validate_frame

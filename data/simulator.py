@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from shiprisk.data.atomic import write_atomic
-from shiprisk.data.catalogs import CHANNEL_TYPES, Catalog, load_catalog
+from shiprisk.data.catalogs import CHANNEL_TYPES, TRACKING_NAMES, Catalog, load_catalog
 from shiprisk.data.contract import (
     ADDRESS_QUALITIES,
     CURRENCIES,
@@ -33,9 +34,10 @@ from shiprisk.data.contract import (
     PAYMENT_METHODS,
     SPECS,
 )
+from shiprisk.data.outcomes import TRUTH_COLUMNS
 from shiprisk.data.world import LOCAL_CURRENCY, WorldParams, default_world, world_by_name
 
-TRUE_COLUMNS: tuple[str, ...] = ("true_p_loss", "true_p_reject")
+TRUE_COLUMNS = TRUTH_COLUMNS
 """Columns appended after ``HISTORY_FIELDS``: the probabilities outcomes were drawn from."""
 CHUNK_ROWS = 200_000
 """Rows drawn per chunk (bounds memory; progress is reported per chunk)."""
@@ -43,7 +45,6 @@ PROGRESS_MIN_ROWS = 200_000
 """``generate_to_parquet`` shows a progress bar from this many rows on."""
 _YEAR_S = 365.25 * 86_400.0
 _MAX_DECLARED = float(SPECS["declared_value"].le or np.inf)
-_TRACKING_NAMES = ("none", "partial", "full")
 
 
 # -- numeric view of contract fields -------------------------------------------------------
@@ -160,7 +161,7 @@ def _probabilities(
     ch_type = catalog.channel_column("channel_type_code").astype(np.int64)
     type_names = tuple(CHANNEL_TYPES[t] for t in ch_type)
     tracking = catalog.channel_column("tracking_level").astype(np.int64)
-    track_names = tuple(_TRACKING_NAMES[t] for t in tracking)
+    track_names = tuple(TRACKING_NAMES[t] for t in tracking)
     col = catalog.destination_column
     risk = col("risk_tier").astype(np.int64)[s.country]
     customs = col("customs_tier").astype(np.int64)[s.country]

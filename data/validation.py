@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import ValidationError
+
 from shiprisk.data.contract import (
     EARLIEST_CREATED_AT,
     MAX_FUTURE,

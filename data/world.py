@@ -10,7 +10,7 @@ as immutable and derive variants with :func:`dataclasses.replace` (see :func:`sh
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -681,12 +681,3 @@ def world_by_name(name: str) -> WorldParams:
         return WORLDS[name]()
     except KeyError:
         raise ValueError(f"unknown world {name!r}; choose one of {sorted(WORLDS)}") from None
-
-
-def parameter_table() -> list[tuple[str, str, str, str]]:
-    """(name, default, description, source) for every parameter (the README table)."""
-    world = default_world()
-    return [
-        (f.name, repr(getattr(world, f.name)), f.metadata["doc"], f.metadata["source"])
-        for f in fields(WorldParams)
-    ]

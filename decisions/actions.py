@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from shiprisk.data.catalogs import UNKNOWN_DESTINATION, Channel, Destination, load_catalog
+from shiprisk.data.contract import SOFT_PACKAGING, VALUABLE_GOODS
 
 TRACKED_CHANNEL_ABOVE_USD = 50.0
 """Above this declared value (USD) an untracked recommendation gets a 'use tracking' action."""
-VALUABLE_GOODS = ("electronics", "jewelry")
-SOFT_PACKAGING = ("envelope", "poly_mailer")
 
 
 @dataclass(frozen=True)

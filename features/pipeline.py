@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from shiprisk.data.catalogs import (
     CHANNEL_TYPES,
     TRACKING_LEVELS,

@@ -13,7 +13,6 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import pandas as pd
@@ -21,10 +20,10 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
+
 from shiprisk.data.contract import OPEN_FIELDS
 from shiprisk.models.pyfunc_model import ARTIFACT_KEY
 from shiprisk.models.risk_model import RiskModel, model_digest
-
 from shiprisk.settings import CHAMPION, get_settings
 
 HISTORY_TAG = "champion_history"
@@ -135,20 +134,29 @@ def set_alias(alias: str, version: str | int) -> None:
     client().set_registered_model_alias(model_name(), alias, str(version))
 
 
+def is_missing(exc: MlflowException) -> bool:
+    """True when the registry answered "no such model / alias", not when it failed."""
+    code = exc.error_code
+    return code == "RESOURCE_DOES_NOT_EXIST" or (
+        code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc)
+    )
+
+
 def get_version(alias: str) -> ModelVersion | None:
-    """The version an alias points to, or None if the alias (or the model) is missing."""
+    """The version an alias points to, or None if the alias (or the model) is missing.
+
+    Any other registry error (unreachable, denied) propagates with its real cause.
+    """
     try:
         return client().get_model_version_by_alias(model_name(), alias)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if is_missing(exc):
+            return None
+        raise
 
 
 def model_uri(alias: str) -> str:
     return f"models:/{model_name()}@{alias}"
-
-
-def load_pyfunc(alias: str = CHAMPION) -> Any:
-    return mlflow.pyfunc.load_model(model_uri(alias))
 
 
 def download_risk_model(version: ModelVersion, destination: Path) -> Path:
@@ -170,8 +178,10 @@ def download_risk_model(version: ModelVersion, destination: Path) -> Path:
 def champion_history() -> list[str]:
     try:
         tags = client().get_registered_model(model_name()).tags
-    except MlflowException:
-        return []
+    except MlflowException as exc:
+        if is_missing(exc):
+            return []
+        raise
     return json.loads(tags.get(HISTORY_TAG, "[]"))
 
 

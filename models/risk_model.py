@@ -27,11 +27,13 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+
+from shiprisk.data.outcomes import EVENT_KEYS, LABEL_OF
 from shiprisk.features.pipeline import FEATURES, ShipmentFeaturizer
 from shiprisk.models.compiled import RawScorer, compile_head
 
-OUTCOMES: tuple[str, ...] = ("loss", "reject")
-OUTCOME_LABEL = {"loss": "lost", "reject": "rejected"}
+OUTCOMES = EVENT_KEYS
+OUTCOME_LABEL = LABEL_OF
 """Head name -> the contract's outcome word it predicts."""
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

@@ -75,6 +75,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
 from shiprisk.data.catalogs import Catalog, load_catalog
 from shiprisk.data.contract import (
     CHANNEL_FIELD,
@@ -90,20 +91,20 @@ from shiprisk.data.loaders import (
     tidy_text,
 )
 from shiprisk.data.validation import DUPLICATE_ID, validate_frame
-from shiprisk.decisions.policy import (
-    Constraints,
-    SellerCosts,
+from shiprisk.decisions.candidates import (
+    UNKNOWN_CHANNEL_REASON,
     build_candidates,
     candidate_carriers,
-    decide,
     frame_arrays,
 )
-
+from shiprisk.decisions.costs import Constraints, SellerCosts
+from shiprisk.decisions.policy import decide
 from shiprisk.settings import get_settings
 
 if TYPE_CHECKING:  # LightGBM is imported only where a model is loaded (see _init_worker)
     import sqlalchemy as sa
     from rich.console import Console
+
     from shiprisk.models.risk_model import RiskModel
 
 OUTPUT_SCHEMA = pa.schema(
@@ -134,7 +135,6 @@ OUTPUT_SCHEMA = pa.schema(
 )
 OUTPUT_COLUMNS: tuple[str, ...] = tuple(OUTPUT_SCHEMA.names)
 SCORED, ERROR = "scored", "error"
-UNKNOWN_CHANNEL_REASON = "unknown channel (not in the catalog)"
 CHANNEL = CHANNEL_FIELD.name
 SHIPMENT_ID = SHIPMENT_ID_FIELD.name
 STAGING_SUFFIX = "__staging"
@@ -1026,7 +1026,6 @@ def champion_model_dir() -> Path:
     """
     from shiprisk.models import registry
     from shiprisk.models.risk_model import ModelIntegrityError, read_manifest, verify_files
-
     from shiprisk.settings import CHAMPION, get_settings
 
     registry.configure()
@@ -1056,7 +1055,8 @@ def champion_model_dir() -> Path:
 def load_costs(path: str | Path) -> SellerCosts:
     """Seller cost overrides for one run from YAML (keys: :class:`SellerCosts` fields)."""
     import yaml
-    from shiprisk.decisions.policy import resolve_costs
+
+    from shiprisk.decisions.costs import resolve_costs
 
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     if not isinstance(raw, dict):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from shiprisk.features.pipeline import CHANNEL_ATTRIBUTE_FEATURES, FEATURES
 from shiprisk.models.risk_model import OUTCOMES, RiskModel
 

@@ -22,7 +22,6 @@ from shiprisk.models.risk_model import (
     read_manifest,
     verify_files,
 )
-
 from shiprisk.settings import CHAMPION, get_settings
 
 BENTO_MODEL_NAME = "shiprisk-risk"

@@ -10,8 +10,11 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from shiprisk.data.catalogs import Tracking
 from shiprisk.data.contract import ShipmentRequest
-from shiprisk.decisions.policy import Constraints, SellerCosts
+from shiprisk.data.outcomes import EVENT_KEYS
+from shiprisk.decisions.costs import Constraints, SellerCosts
 
 HARD_MAX_BATCH = 10_000
 """Schema-level ceiling; the configurable limit (smaller) answers 413 in the handler."""
@@ -54,7 +57,7 @@ class ChannelScore(BaseModel):
     expected_cost_usd: float | None = None
     expected_cost_uninsured_usd: float | None = None
     transit_days: float | None = None
-    tracking: Literal["none", "partial", "full"] | None = None
+    tracking: Tracking | None = None
 
 
 class Recommendation(BaseModel):
@@ -72,7 +75,7 @@ class Recommendation(BaseModel):
 
 
 class Reason(BaseModel):
-    outcome: Literal["loss", "reject"]
+    outcome: Literal[EVENT_KEYS]  # type: ignore[valid-type]
     factor: str
     fields: list[str]
     text: str

@@ -14,18 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
-from shiprisk.data.catalogs import Catalog, load_catalog
+
+from shiprisk.data.catalogs import TRACKING_NAMES, Catalog, load_catalog
 from shiprisk.data.contract import SHIPMENT_FIELDS, CandidateChannel
 from shiprisk.decisions.actions import mitigations
-from shiprisk.decisions.policy import (
-    SellerCosts,
-    blocked_reasons,
+from shiprisk.decisions.candidates import (
     candidate_carriers,
     candidates_for_shipment,
-    decide,
     ineligibility_reasons,
-    resolve_costs,
 )
+from shiprisk.decisions.costs import SellerCosts, resolve_costs
+from shiprisk.decisions.policy import blocked_reasons, decide
 from shiprisk.models.risk_model import RiskModel
 from shiprisk.serving import explain as explain_mod
 from shiprisk.serving.schemas import (
@@ -37,10 +36,8 @@ from shiprisk.serving.schemas import (
     ScoreRequest,
     ScoreResponse,
 )
-
 from shiprisk.settings import get_settings
 
-TRACKING_NAMES = ("none", "partial", "full")
 _CHANNEL_LIST = TypeAdapter(list[ChannelScore])
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 
 import bentoml
+from starlette.responses import JSONResponse
+
 from shiprisk.serving.middleware import (
     SCHEMA_REF,
     ApiKeyMiddleware,
@@ -27,8 +29,6 @@ from shiprisk.serving.schemas import (
     ScoreRequest,
     ScoreResponse,
 )
-from starlette.responses import JSONResponse
-
 from shiprisk.settings import get_settings
 
 log = logging.getLogger("shiprisk.service")

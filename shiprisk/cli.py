@@ -87,12 +87,10 @@ def promote_cmd(
 ) -> None:
     """Move 'champion' to the challenger if it passes the gate on the frozen set."""
     from shiprisk.models.registry import configure
-    from shiprisk.training.config import load_config
     from shiprisk.training.promote import promote
 
     configure()
-    ratio = max_ratio or load_config().promotion.max_log_loss_ratio
-    decision = promote(ratio)
+    decision = promote(max_ratio)
     for reason in decision.reasons:
         console.print(f"  {reason}")
     if decision.accepted:

@@ -66,7 +66,6 @@ def champion_model(trained, session_home: Path):
     """The champion's RiskModel, downloaded from the registry."""
     from shiprisk.models import registry
     from shiprisk.models.risk_model import RiskModel
-
     from shiprisk.settings import CHAMPION
 
     version = registry.get_version(CHAMPION)

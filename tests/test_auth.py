@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
+
 from shiprisk.data.contract import SPECS, example_request
 from shiprisk.serving.middleware import OPENAPI_VERSION
-
 from shiprisk.settings import CHAMPION
 
 pytestmark = pytest.mark.slow

@@ -23,16 +23,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from shiprisk.cli import app
 from shiprisk.data.catalogs import load_catalog
 from shiprisk.data.contract import OPEN_FIELDS
 from shiprisk.data.validation import DUPLICATE_ID
-from shiprisk.decisions.policy import (
-    SellerCosts,
-    candidates_for_shipment,
-    decide,
-    frame_arrays,
-    shipment_arrays,
-)
+from shiprisk.decisions.candidates import candidates_for_shipment, frame_arrays, shipment_arrays
+from shiprisk.decisions.costs import SellerCosts
+from shiprisk.decisions.policy import decide
 from shiprisk.serving import batch
 from shiprisk.serving.batch import (
     OUTPUT_COLUMNS,
@@ -42,9 +41,6 @@ from shiprisk.serving.batch import (
     champion_model_dir,
     score_open,
 )
-from typer.testing import CliRunner
-
-from shiprisk.cli import app
 
 N_ROWS = 2_400
 CHUNK = 500
@@ -448,7 +444,6 @@ def test_cli_costs_errors_and_exit_codes(files, model_dir, tmp_path):
 def test_default_model_is_the_registry_champion(trained, champion_model, open_data):
     from shiprisk.models import registry
     from shiprisk.models.risk_model import RiskModel
-
     from shiprisk.settings import CHAMPION, get_settings
 
     path = champion_model_dir()

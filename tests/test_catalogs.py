@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from shiprisk.data.catalogs import (
     CHANNEL_TYPES,
     Channel,

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
 from shiprisk.data import contract
 from shiprisk.data.contract import CROSS_FIELD_RULES, SCHEMA_FIELDS, SCHEMAS, SPECS
 from shiprisk.data.validation import (

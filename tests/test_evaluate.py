@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
+from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
+
 from shiprisk.training.baseline import LogisticBaseline
 from shiprisk.training.evaluate import (
     METRIC_ORDER,
@@ -20,7 +22,6 @@ from shiprisk.training.evaluate import (
     outcome_metrics,
 )
 from shiprisk.training.plots import calibration_figure, importance_figure
-from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
 
 def _world(n: int, seed: int, scale: float = -3.5) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +138,10 @@ def test_evaluate_model_flatten_and_table():
     y_rej, p_rej = _world(5_000, 8, scale=-3.0)
     priors = {"loss": float(y_loss.mean()), "reject": float(y_rej.mean())}
     metrics = evaluate_model(
-        y_loss, y_rej, p_loss, p_rej, priors=priors, true={"loss": p_loss, "reject": p_rej}
+        {"loss": y_loss, "reject": y_rej},
+        {"loss": p_loss, "reject": p_rej},
+        priors=priors,
+        true={"loss": p_loss, "reject": p_rej},
     )
     assert set(metrics) == {"loss", "reject"}
     assert metrics["loss"]["base_rate"] == pytest.approx(y_loss.mean())
@@ -151,9 +155,10 @@ def test_evaluate_model_flatten_and_table():
     assert set(flatten_metrics(metrics, prefix="")) == {k.removeprefix("test_model_") for k in flat}
 
     const = evaluate_model(
-        y_loss, y_rej, np.full(5_000, priors["loss"]), np.full(5_000, priors["reject"]),
+        {"loss": y_loss, "reject": y_rej},
+        {"loss": np.full(5_000, priors["loss"]), "reject": np.full(5_000, priors["reject"])},
         priors=priors,
-    )  # fmt: skip
+    )
     table = metrics_table({"model": metrics, "baseline": const})
     assert [c.header for c in table.columns] == ["outcome", "metric", "model", "baseline"]
     assert table.row_count == len(metrics["loss"]) + len(metrics["reject"])
@@ -172,12 +177,11 @@ def test_evaluate_frame_reads_outcome_and_truth_columns():
     outcome = np.where(y_loss == 1, "lost", np.where(y_rej == 1, "rejected", "delivered"))
     frame = pd.DataFrame({"outcome": outcome, "true_p_loss": p_loss, "true_p_reject": p_rej})
     priors = {"loss": 0.02, "reject": 0.05}
-    got = evaluate_frame(frame, p_loss, p_rej, priors=priors)
-    want = evaluate_model(
-        y_loss, y_rej, p_loss, p_rej, priors=priors, true={"loss": p_loss, "reject": p_rej}
-    )
+    probs = {"loss": p_loss, "reject": p_rej}
+    got = evaluate_frame(frame, probs, priors=priors)
+    want = evaluate_model({"loss": y_loss, "reject": y_rej}, probs, priors=priors, true=probs)
     assert got == want
-    no_truth = evaluate_frame(frame[["outcome"]], p_loss, p_rej, priors=priors)
+    no_truth = evaluate_frame(frame[["outcome"]], probs, priors=priors)
     assert "gain_captured" not in no_truth["loss"]
 
 

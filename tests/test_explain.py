@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+
 from shiprisk.data.contract import example_request
 from shiprisk.features.pipeline import FEATURES
 from shiprisk.serving.explain import FACTORS, explain, factor_contributions

@@ -18,6 +18,9 @@ from urllib.parse import urlparse
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
+
+from shiprisk.cli import app
 from shiprisk.models import registry
 from shiprisk.models.risk_model import ModelIntegrityError, RiskModel
 from shiprisk.serving import model_store
@@ -29,12 +32,9 @@ from shiprisk.serving.model_store import (
 )
 from shiprisk.serving.schemas import ModelRef
 from shiprisk.serving.scorer import Scorer
+from shiprisk.settings import CHALLENGER, CHAMPION
 from shiprisk.training.promote import promote
 from shiprisk.training.train import TrainingDataError, train
-from typer.testing import CliRunner
-
-from shiprisk.cli import app
-from shiprisk.settings import CHALLENGER, CHAMPION
 
 pytestmark = pytest.mark.slow
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+
 from shiprisk.features.pipeline import CATEGORICAL_FEATURES, FEATURES, ShipmentFeaturizer
 
 

@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.formats import STRING_FORMATS
+
 from shiprisk.data.contract import EARLIEST_CREATED_AT
 from shiprisk.data.validation import describe_validation_error
 from shiprisk.serving.schemas import BatchRequest, ScoreRequest

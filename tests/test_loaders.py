@@ -16,6 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
+from typer.testing import CliRunner
+
+from shiprisk.cli import app
 from shiprisk.data.contract import SCHEMA_FIELDS
 from shiprisk.data.loaders import (
     Mapping,
@@ -25,9 +28,6 @@ from shiprisk.data.loaders import (
     print_report,
     read_table,
 )
-from typer.testing import CliRunner
-
-from shiprisk.cli import app
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXPORT = FIXTURES / "seller_export.csv"

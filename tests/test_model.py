@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from shiprisk.models.compiled import MAX_ABS_DIFF, compile_head
 from shiprisk.models.risk_model import (
     MANIFEST,
@@ -15,7 +16,8 @@ from shiprisk.models.risk_model import (
     model_digest,
 )
 from shiprisk.training.config import load_config
-from shiprisk.training.train import evaluate_split, time_split
+from shiprisk.training.evaluate import evaluate_frame
+from shiprisk.training.train import time_split
 
 
 def test_probabilities_are_valid_and_sum_below_one(champion_model, sim_frame) -> None:
@@ -184,7 +186,7 @@ def _gain(splits, drop: tuple[str, ...] = ()) -> dict[str, float]:
         "loss": float((train.outcome == "lost").mean()),
         "reject": float((train.outcome == "rejected").mean()),
     }
-    metrics = evaluate_split({"loss": p_loss, "reject": p_reject}, test, priors)
+    metrics = evaluate_frame(test, {"loss": p_loss, "reject": p_reject}, priors=priors)
     return {o: m["gain_captured"] for o, m in metrics.items()}
 
 

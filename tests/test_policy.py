@@ -10,24 +10,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
 from shiprisk.data.catalogs import load_catalog
 from shiprisk.data.contract import GOODS_CATEGORIES, example_request
 from shiprisk.decisions.actions import RULES, mitigations
+from shiprisk.decisions.candidates import (
+    CandidateTable,
+    build_candidates,
+    candidate_carriers,
+    candidates_for_shipment,
+    ineligibility_reasons,
+    shipment_arrays,
+)
+from shiprisk.decisions.costs import Constraints, SellerCosts, resolve_costs
 from shiprisk.decisions.policy import (
     BLOCK_CARRIER,
     BLOCK_INELIGIBLE,
     NO_RECOMMENDATION_REASONS,
-    CandidateTable,
-    Constraints,
-    SellerCosts,
     blocked_reasons,
-    build_candidates,
-    candidate_carriers,
-    candidates_for_shipment,
     decide,
-    ineligibility_reasons,
-    resolve_costs,
-    shipment_arrays,
 )
 
 CATALOG = load_catalog()

@@ -18,11 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
 from shiprisk.data import contract
 from shiprisk.data.catalogs import load_catalog
 from shiprisk.data.contract import GOODS_CATEGORIES, SHIPMENT_FIELDS, SPECS
 from shiprisk.data.validation import describe_validation_error
-from shiprisk.decisions.policy import Constraints, SellerCosts
+from shiprisk.decisions.costs import Constraints, SellerCosts
 from shiprisk.serving.schemas import ModelRef, ScoreRequest
 from shiprisk.serving.scorer import Scorer
 

@@ -13,10 +13,10 @@ import httpx
 import mlflow
 import numpy as np
 import pytest
-from shiprisk.models import registry
-from shiprisk.training.train import train
 
+from shiprisk.models import registry
 from shiprisk.settings import CHALLENGER, CHAMPION
+from shiprisk.training.train import train
 
 from .conftest import free_port
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+
 from shiprisk.data.contract import SHIPMENT_FIELDS, example_request
 from shiprisk.serving.schemas import ModelRef, ScoreRequest
 from shiprisk.serving.scorer import Scorer
@@ -15,7 +16,7 @@ from shiprisk.serving.scorer import Scorer
 @pytest.fixture(scope="module")
 def scorer(champion_model) -> Scorer:
     from shiprisk.data.catalogs import load_catalog
-    from shiprisk.decisions.policy import SellerCosts
+    from shiprisk.decisions.costs import SellerCosts
 
     return Scorer(
         champion_model, ModelRef(name="t", version="t", digest="t"), load_catalog(), SellerCosts()

@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
+
 from shiprisk.data.contract import SHIPMENT_FIELDS, example_request
 from shiprisk.models import registry
-
 from shiprisk.settings import CHAMPION
 
 

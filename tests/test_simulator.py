@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from shiprisk.data.catalogs import CHANNEL_TYPES, load_catalog
 from shiprisk.data.contract import (
     GOODS_CATEGORIES,

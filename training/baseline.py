@@ -12,13 +12,14 @@ import copy
 from collections.abc import Sequence
 
 import numpy as np
-from shiprisk.training.evaluate import binary_log_loss
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
+
+from shiprisk.training.evaluate import binary_log_loss
 
 SOLVER = "lbfgs"
 """lbfgs, warm-started along the C grid. 'newton-cholesky' needs fewer iterations but each is

@@ -12,8 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from shiprisk.data.catalogs import Catalog, load_catalog
-from shiprisk.decisions.policy import SellerCosts, build_candidates, decide, frame_arrays
+
+from shiprisk.data.catalogs import TRACKING_LEVELS, Catalog, load_catalog
+from shiprisk.decisions.candidates import build_candidates, frame_arrays
+from shiprisk.decisions.costs import SellerCosts
+from shiprisk.decisions.policy import decide
 from shiprisk.models.risk_model import RiskModel
 
 
@@ -71,7 +74,7 @@ def evaluate_decisions(
 
     price = np.where(eligible, table.price_usd, np.inf)
     cheapest = pick(price, eligible)
-    tracked = eligible & (table.tracking_level >= 1)
+    tracked = eligible & (table.tracking_level >= TRACKING_LEVELS["partial"])
     has_tracked = tracked.any(axis=1)
     cheapest_tracked = np.where(has_tracked, pick(price, tracked), cheapest)
     express_ids = [i for i, c in enumerate(catalog.channels) if c.channel_type == "express"]

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from shiprisk.data.outcomes import EVENT_KEYS, EVENTS
+
 if TYPE_CHECKING:
     import pandas as pd
     from rich.table import Table
@@ -21,8 +23,8 @@ if TYPE_CHECKING:
 EPS = 1e-7
 """Probabilities are clipped to [EPS, 1 - EPS] before taking logs (a 0 or 1 would give inf)."""
 
-OUTCOME_KEYS = ("loss", "reject")
-"""Keys of the per-outcome metric dicts: p_loss = P(outcome == 'lost'), p_reject likewise."""
+OUTCOME_KEYS = EVENT_KEYS
+"""Keys of the per-outcome metric dicts (``data.outcomes``)."""
 
 METRIC_ORDER = (
     "log_loss", "ll_prior", "ll_bayes", "ll_ratio_to_bayes", "gain_captured", "gain_expected",
@@ -168,27 +170,32 @@ def outcome_metrics(
     return out
 
 
+def outcome_labels(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """0/1 per event (``data.outcomes``) from a history's ``outcome`` column."""
+    outcome = frame["outcome"].astype(str).to_numpy()
+    return {o.key: (outcome == o.label).astype(int) for o in EVENTS}
+
+
+def outcome_truth(frame: pd.DataFrame) -> dict[str, np.ndarray] | None:
+    """The simulator's true probability per event, when the frame carries them."""
+    if not all(o.truth_column in frame.columns for o in EVENTS):
+        return None
+    return {o.key: frame[o.truth_column].to_numpy(dtype=float) for o in EVENTS}
+
+
 def evaluate_model(
-    y_loss: np.ndarray,
-    y_reject: np.ndarray,
-    p_loss: np.ndarray,
-    p_reject: np.ndarray,
+    labels: Mapping[str, np.ndarray],
+    probs: Mapping[str, np.ndarray],
     *,
     priors: Mapping[str, float],
     true: Mapping[str, np.ndarray] | None = None,
     n_bins: int = 10,
 ) -> dict[str, dict[str, float]]:
-    """:func:`outcome_metrics` for both outcomes, keyed ``'loss'`` and ``'reject'``.
-
-    ``priors`` and ``true`` are keyed the same way (``true`` = the world's true_p_loss /
-    true_p_reject, when known).
-    """
-    labels = {"loss": y_loss, "reject": y_reject}
-    preds = {"loss": p_loss, "reject": p_reject}
+    """:func:`outcome_metrics` per event; every argument is keyed by the event's key."""
     return {
         key: outcome_metrics(
             labels[key],
-            preds[key],
+            probs[key],
             prior=float(priors[key]),
             p_true=None if true is None else true[key],
             n_bins=n_bins,
@@ -197,37 +204,18 @@ def evaluate_model(
     }
 
 
-OUTCOME_VALUES = {"loss": "lost", "reject": "rejected"}
-"""Which ``outcome`` value (see ``contract.OUTCOMES``) each metric key scores."""
-
-
 def evaluate_frame(
     frame: pd.DataFrame,
-    p_loss: np.ndarray,
-    p_reject: np.ndarray,
+    probs: Mapping[str, np.ndarray],
     *,
     priors: Mapping[str, float],
     n_bins: int = 10,
 ) -> dict[str, dict[str, float]]:
     """:func:`evaluate_model` on a history frame: labels from ``outcome``, and the truth from
-    ``true_p_loss`` / ``true_p_reject`` when the frame has them (simulated data)."""
-    from shiprisk.data.contract import OUTCOMES
-
-    unknown = set(OUTCOME_VALUES.values()) - set(OUTCOMES)
-    if unknown:  # pragma: no cover - guards against a contract rename
-        raise RuntimeError(f"contract.OUTCOMES lacks {sorted(unknown)}")
-    outcome = frame["outcome"].astype(str).to_numpy()
-    labels = {k: (outcome == v).astype(float) for k, v in OUTCOME_VALUES.items()}
-    true_cols = {k: f"true_p_{k}" for k in OUTCOME_KEYS}
-    true = (
-        {k: frame[c].to_numpy(dtype=float) for k, c in true_cols.items()}
-        if all(c in frame.columns for c in true_cols.values())
-        else None
-    )
+    the simulator's truth columns when the frame has them."""
     return evaluate_model(
-        labels["loss"], labels["reject"], p_loss, p_reject, priors=priors, true=true,
-        n_bins=n_bins,
-    )  # fmt: skip
+        outcome_labels(frame), probs, priors=priors, true=outcome_truth(frame), n_bins=n_bins
+    )
 
 
 def flatten_metrics(metrics: Mapping[str, Mapping[str, float]], prefix: str) -> dict[str, float]:

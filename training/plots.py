@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
 from shiprisk.training.evaluate import calibration_bins, equal_mass_bins
 
 TOP_FEATURES = 25

@@ -15,12 +15,13 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-from shiprisk.models import registry
-from shiprisk.models.risk_model import OUTCOME_LABEL, OUTCOMES, ModelIntegrityError, RiskModel
-from shiprisk.training.train import frozen_eval_uri
-from sklearn.metrics import log_loss
 
+from shiprisk.models import registry
+from shiprisk.models.risk_model import OUTCOMES, ModelIntegrityError, RiskModel
 from shiprisk.settings import CHALLENGER, CHAMPION
+from shiprisk.training.config import load_config
+from shiprisk.training.evaluate import binary_log_loss, outcome_labels
+from shiprisk.training.train import frozen_eval_uri
 
 
 @dataclass
@@ -37,23 +38,14 @@ def _load_version(version, workdir: Path) -> RiskModel:
 
 
 def _log_losses(model: RiskModel, frame: pd.DataFrame) -> dict[str, float]:
-    p_loss, p_reject = model.predict_frame(frame).to_numpy().T
-    probs = {"loss": p_loss, "reject": p_reject}
-    out = {}
-    for outcome in OUTCOMES:
-        y = (frame["outcome"] == OUTCOME_LABEL[outcome]).to_numpy().astype(int)
-        out[outcome] = float(log_loss(y, np.clip(probs[outcome], 1e-7, 1 - 1e-7), labels=[0, 1]))
-    return out
+    predicted = model.predict_frame(frame)
+    labels = outcome_labels(frame)
+    return {o: binary_log_loss(labels[o], predicted[f"p_{o}"].to_numpy()) for o in OUTCOMES}
 
 
 def _prior_log_losses(frame: pd.DataFrame) -> dict[str, float]:
-    out = {}
-    for outcome in OUTCOMES:
-        y = (frame["outcome"] == OUTCOME_LABEL[outcome]).to_numpy().astype(int)
-        out[outcome] = float(
-            log_loss(y, np.full(len(y), np.clip(y.mean(), 1e-7, 1 - 1e-7)), labels=[0, 1])
-        )
-    return out
+    labels = outcome_labels(frame)
+    return {o: binary_log_loss(y, np.full(len(y), y.mean())) for o, y in labels.items()}
 
 
 def load_frozen_eval(workdir: Path) -> pd.DataFrame:
@@ -64,8 +56,13 @@ def load_frozen_eval(workdir: Path) -> pd.DataFrame:
     return pd.read_parquet(local)
 
 
-def decide(max_ratio: float = 1.005) -> PromotionDecision:
-    """Compare challenger and champion on the frozen set (no registry change)."""
+def decide(max_ratio: float | None = None) -> PromotionDecision:
+    """Compare challenger and champion on the frozen set (no registry change).
+
+    ``max_ratio`` defaults to ``promotion.max_log_loss_ratio`` of the training config.
+    """
+    if max_ratio is None:
+        max_ratio = load_config().promotion.max_log_loss_ratio
     challenger = registry.get_version(CHALLENGER)
     champion = registry.get_version(CHAMPION)
     decision = PromotionDecision(
@@ -108,7 +105,7 @@ def decide(max_ratio: float = 1.005) -> PromotionDecision:
     return decision
 
 
-def promote(max_ratio: float = 1.005) -> PromotionDecision:
+def promote(max_ratio: float | None = None) -> PromotionDecision:
     """Run the gate and, if it passes, move ``champion`` to the challenger."""
     decision = decide(max_ratio)
     if decision.challenger is not None:

@@ -18,14 +18,14 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+
 from shiprisk.models import registry
 from shiprisk.models.risk_model import OUTCOME_LABEL, OUTCOMES, RiskModel
-from shiprisk.training.config import TrainConfig, config_path, load_config
-
 from shiprisk.settings import CHALLENGER
+from shiprisk.training.config import TrainConfig, config_path, load_config
+from shiprisk.training.evaluate import evaluate_frame
 
 EXPERIMENT = "shiprisk"
-TRUE_COLUMNS = {"loss": "true_p_loss", "reject": "true_p_reject"}
 FROZEN_EVAL_TAG = "frozen_eval"
 FROZEN_EVAL_ARTIFACT = "frozen_eval/frozen_eval.parquet"
 MIN_ROWS = 1000
@@ -96,19 +96,6 @@ def load_training_frame(
     return loaded.train, counts
 
 
-def evaluate_split(
-    model_probs: dict[str, np.ndarray], frame: pd.DataFrame, priors: dict[str, float]
-) -> dict[str, dict[str, float]]:
-    from shiprisk.training.evaluate import outcome_metrics
-
-    out = {}
-    for outcome in OUTCOMES:
-        y = (frame["outcome"] == OUTCOME_LABEL[outcome]).to_numpy().astype(int)
-        truth = frame[TRUE_COLUMNS[outcome]].to_numpy() if TRUE_COLUMNS[outcome] in frame else None
-        out[outcome] = outcome_metrics(y, model_probs[outcome], prior=priors[outcome], p_true=truth)
-    return out
-
-
 def fit_baseline(
     model: RiskModel, splits: Splits, config: TrainConfig, seed: int = 0
 ) -> dict[str, np.ndarray]:
@@ -169,16 +156,14 @@ def train(
             config.lightgbm,
             early_stopping_share=config.early_stopping_share,
         )
-        p_loss, p_reject = model.predict_matrix(model.featurizer.transform(splits.test))
-        results = {
-            "model": evaluate_split({"loss": p_loss, "reject": p_reject}, splits.test, priors)
-        }
+        X_test = model.featurizer.transform(splits.test)
+        probs = dict(zip(OUTCOMES, model.predict_matrix(X_test), strict=True))
+        results = {"model": evaluate_frame(splits.test, probs, priors=priors)}
         if with_baseline:
-            results["baseline"] = evaluate_split(
-                fit_baseline(model, splits, config), splits.test, priors
-            )
+            baseline = fit_baseline(model, splits, config)
+            results["baseline"] = evaluate_frame(splits.test, baseline, priors=priors)
         _log_metrics(results, model)
-        _log_plots(model, splits.test, {"loss": p_loss, "reject": p_reject})
+        _log_plots(model, splits.test, probs)
         _log_frozen_eval(splits.test)
         info = registry.log_risk_model(model, splits.test)
         version = "-"
@@ -240,12 +225,15 @@ def _log_metrics(results: dict, model: RiskModel) -> None:
 
 
 def _log_plots(model: RiskModel, test: pd.DataFrame, probs: dict[str, np.ndarray]) -> None:
+    from shiprisk.training.evaluate import outcome_labels, outcome_truth
     from shiprisk.training.plots import calibration_figure, importance_figure
 
+    labels, truth = outcome_labels(test), outcome_truth(test)
     for outcome in OUTCOMES:
-        y = (test["outcome"] == OUTCOME_LABEL[outcome]).to_numpy().astype(int)
-        truth = test[TRUE_COLUMNS[outcome]].to_numpy() if TRUE_COLUMNS[outcome] in test else None
-        fig = calibration_figure(y, probs[outcome], label=f"p_{outcome}", p_true=truth)
+        p_true = None if truth is None else truth[outcome]
+        fig = calibration_figure(
+            labels[outcome], probs[outcome], label=f"p_{outcome}", p_true=p_true
+        )
         mlflow.log_figure(fig, f"plots/calibration_{outcome}.png")
         fig = importance_figure(
             model.featurizer.feature_names_,
@@ -266,11 +254,19 @@ def _log_frozen_eval(test: pd.DataFrame) -> None:
 
 
 def frozen_eval_uri() -> str | None:
-    """Artifact URI of the registry's frozen evaluation set, if one was fixed."""
+    """Artifact URI of the registry's frozen evaluation set, if one was fixed.
+
+    Only "no registered model yet" means "none"; any other registry error (unreachable,
+    denied) propagates with its own message.
+    """
+    from mlflow.exceptions import MlflowException
+
     try:
         tags = registry.client().get_registered_model(registry.model_name()).tags
-    except Exception:
-        return None
+    except MlflowException as exc:
+        if registry.is_missing(exc):
+            return None
+        raise
     return tags.get(FROZEN_EVAL_TAG)
 
 

@@ -1,0 +1,309 @@
+"""Candidate channels of each shipment: eligibility, price, insurance terms, transit.
+
+No probabilities here: :func:`build_candidates` lays shipments x channels out as ``(n, K)``
+arrays that :func:`shiprisk.decisions.policy.decide` then costs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from shiprisk.data.catalogs import Catalog, longest_and_girth
+from shiprisk.data.contract import GOODS_CATEGORIES
+from shiprisk.decisions.costs import SellerCosts
+
+UNKNOWN_CHANNEL_REASON = "unknown channel (not in the catalog)"
+"""Why a channel the catalog does not know is never eligible (online and batch)."""
+
+
+@dataclass
+class CandidateTable:
+    """Shipments x candidate channels, shape (n, K); per-shipment arrays have shape (n,).
+
+    ``channel_index`` is -1 for a channel the catalog does not know (never eligible, NaN
+    numbers). ``liability_usd`` is the carrier's nominal liability for this parcel (flat + per
+    kg, not yet capped by the value); ``transit_days`` is the mean of the zone's range plus the
+    destination's customs hold.
+    """
+
+    channel_index: np.ndarray
+    eligible: np.ndarray
+    price_usd: np.ndarray
+    premium_usd: np.ndarray
+    liability_usd: np.ndarray
+    max_cover_usd: np.ndarray
+    insurable: np.ndarray
+    transit_days: np.ndarray
+    tracking_level: np.ndarray
+    return_cost_ratio: np.ndarray
+    value_usd: np.ndarray
+    weight_kg: np.ndarray
+    transit_days_min: np.ndarray
+    transit_days_max: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.channel_index.shape  # type: ignore[return-value]
+
+    def take(self, rows: Any = slice(None), cols: Any = slice(None)) -> CandidateTable:
+        """A sub-table: some shipments and/or some candidate columns (keeps 2-D shapes)."""
+        rows = _keep_dims(rows)
+        cols = _keep_dims(cols)
+        every_row = isinstance(rows, slice) and rows == slice(None)
+        out = {}
+        for name in _TABLE_FIELDS:
+            a = getattr(self, name)
+            if a.ndim == 1:
+                out[name] = a if every_row else a[rows]
+            else:
+                out[name] = a[:, cols] if every_row else a[rows][:, cols]
+        return CandidateTable(**out)
+
+
+_TABLE_FIELDS = tuple(f.name for f in fields(CandidateTable))
+
+
+def _rows_of(a: np.ndarray, n: int) -> np.ndarray:
+    """(C,) channel attribute as (n, C) without a copy (a plain view for one shipment)."""
+    return a[None, :] if n == 1 else np.broadcast_to(a, (n, len(a)))
+
+
+def _keep_dims(index: Any) -> Any:
+    return [index] if isinstance(index, int | np.integer) else index
+
+
+def build_candidates(
+    catalog: Catalog,
+    *,
+    weight_kg: np.ndarray,
+    dims_cm: tuple[np.ndarray, np.ndarray, np.ndarray],
+    country_code: np.ndarray,
+    goods_code: np.ndarray,
+    is_cod: np.ndarray,
+    value_usd: np.ndarray,
+    channel_index: np.ndarray | None = None,
+    quoted_price: np.ndarray | None = None,
+    quoted_premium: np.ndarray | None = None,
+    costs: SellerCosts,
+) -> CandidateTable:
+    """Price, insurance terms and eligibility of each (shipment, candidate channel).
+
+    ``country_code`` are destination rows (``catalog.country_codes``), ``goods_code`` indices
+    into ``GOODS_CATEGORIES``. ``channel_index`` (n, K) selects candidates (-1 = unknown
+    channel); None means every catalog channel. Quotes are (n, K) with NaN where none: a quoted
+    price replaces the list price; a quoted premium replaces the catalog premium and makes
+    insurance available on that channel (cover up to the value if the channel has no own
+    insurance), but never overrides a destination or goods exclusion.
+    """
+    weight = np.atleast_1d(np.asarray(weight_kg, dtype=float))
+    value = np.atleast_1d(np.asarray(value_usd, dtype=float))
+    country = np.atleast_1d(np.asarray(country_code, dtype=np.int64))
+    goods = np.atleast_1d(np.asarray(goods_code, dtype=np.int64))
+    dims = tuple(np.atleast_1d(np.asarray(d, dtype=float)) for d in dims_cm)
+    col = catalog.channel_column
+    n, n_channels = len(weight), len(catalog.channel_ids)
+
+    # Shipment x catalog-channel arrays (n, C) ...
+    zone = catalog.zone_of(country)
+    tmin, tmax = catalog.transit_days(zone)
+    hold = catalog.destination_column("customs_hold_days")[country][:, None]
+    per_shipment = {
+        "eligible": catalog.eligible(
+            weight_kg=weight,
+            dims_cm=dims,
+            country_code=country,
+            goods_code=goods,
+            is_cod=np.atleast_1d(np.asarray(is_cod, dtype=bool)),
+            value_usd=value,
+        ),
+        "price_usd": catalog.price_usd(weight, dims, zone),
+        "liability_usd": col("liability_usd") + col("liability_per_kg_usd") * weight[:, None],
+        "transit_days_min": tmin + hold,
+        "transit_days_max": tmax + hold,
+    }
+    # ... and channel attributes (C,).
+    per_channel = {
+        "available": col("available") > 0,
+        "rate": col("premium_rate"),
+        "min_premium": col("premium_min_usd"),
+        "max_cover_usd": col("max_cover_usd"),
+        "tracking_level": catalog.tracking_codes,
+        "return_cost_ratio": col("return_cost_ratio"),
+    }
+    if channel_index is None:
+        index = _rows_of(np.arange(n_channels), n)
+        v = {**per_shipment, **{k: _rows_of(a, n) for k, a in per_channel.items()}}
+    else:
+        index = np.asarray(channel_index, dtype=np.int64).reshape(n, -1)
+        known = (index >= 0) & (index < n_channels)
+        safe = np.where(known, index, 0)
+        rows = np.arange(n)[:, None]
+        v = {k: a[rows, safe] for k, a in per_shipment.items()}
+        v.update({k: a[safe] for k, a in per_channel.items()})
+        if not known.all():
+            fill = {"eligible": False, "available": False, "tracking_level": 0}
+            v = {k: np.where(known, a, fill.get(k, np.nan)).astype(a.dtype) for k, a in v.items()}
+            index = np.where(known, index, -1)
+
+    price = v["price_usd"]
+    if quoted_price is not None:
+        quoted_price = np.asarray(quoted_price, dtype=float).reshape(index.shape)
+        price = np.where(np.isnan(quoted_price), price, quoted_price)
+    excluded_dest = catalog.destination_column("insurance_excluded")[country] > 0
+    uninsurable = _uninsurable_mask(costs.uninsurable_goods)
+    insurable_here = ~(excluded_dest | uninsurable[goods])[:, None]
+    available = v["available"]
+    max_cover = v["max_cover_usd"]
+    # Premium on the declared value, capped at the cover limit, never below the minimum.
+    premium = np.maximum(v["rate"] * np.minimum(value[:, None], max_cover), v["min_premium"])
+    if quoted_premium is not None:
+        quoted_premium = np.asarray(quoted_premium, dtype=float).reshape(index.shape)
+        quoted = ~np.isnan(quoted_premium) & (index >= 0)
+        premium = np.where(quoted, quoted_premium, premium)
+        max_cover = np.where(quoted & ~available, np.inf, max_cover)
+        available = available | quoted
+    insurable = available & insurable_here
+    return CandidateTable(
+        channel_index=index,
+        eligible=v["eligible"],
+        price_usd=price,
+        premium_usd=np.where(insurable, premium, np.nan),
+        liability_usd=v["liability_usd"],
+        max_cover_usd=np.where(insurable, max_cover, 0.0),
+        insurable=insurable,
+        transit_days=(v["transit_days_min"] + v["transit_days_max"]) / 2,
+        tracking_level=v["tracking_level"],
+        return_cost_ratio=v["return_cost_ratio"],
+        value_usd=value,
+        weight_kg=weight,
+        transit_days_min=v["transit_days_min"],
+        transit_days_max=v["transit_days_max"],
+    )
+
+
+@lru_cache(maxsize=64)
+def _uninsurable_mask(goods: tuple[str, ...]) -> np.ndarray:
+    """Bool per ``GOODS_CATEGORIES`` entry: no insurer covers it (read-only, cached)."""
+    mask = np.zeros(len(GOODS_CATEGORIES), dtype=bool)
+    mask[[GOODS_CATEGORIES.index(g) for g in goods]] = True
+    mask.flags.writeable = False
+    return mask
+
+
+def shipment_arrays(catalog: Catalog, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The keyword arrays :func:`build_candidates` needs, from contract-shaped records."""
+    rate = catalog.usd_rate([r["currency"] for r in records])
+    return {
+        "weight_kg": np.array([r["weight_kg"] for r in records], dtype=float),
+        "dims_cm": tuple(
+            np.array([r[f] for r in records], dtype=float)
+            for f in ("length_cm", "width_cm", "height_cm")
+        ),
+        "country_code": catalog.country_codes([r["destination_country"] for r in records]),
+        "goods_code": np.array([GOODS_CATEGORIES.index(r["goods_category"]) for r in records]),
+        "is_cod": np.array([r["payment_method"] == "cod" for r in records]),
+        "value_usd": np.array([r["declared_value"] for r in records], dtype=float) * rate,
+    }
+
+
+def frame_arrays(catalog: Catalog, frame: Any) -> dict[str, Any]:
+    """:func:`shipment_arrays` for the columns of a validated DataFrame (batch, evaluation)."""
+    import pandas as pd  # the batch path's DataFrames only
+
+    currency = frame["currency"].to_numpy(dtype=object)
+    goods = pd.Categorical(frame["goods_category"], categories=GOODS_CATEGORIES).codes
+    return {
+        "weight_kg": frame["weight_kg"].to_numpy(dtype=float),
+        "dims_cm": tuple(
+            frame[f].to_numpy(dtype=float) for f in ("length_cm", "width_cm", "height_cm")
+        ),
+        "country_code": catalog.country_codes(frame["destination_country"].to_numpy(object)),
+        "goods_code": goods.astype(np.int64),
+        "is_cod": (frame["payment_method"] == "cod").to_numpy(dtype=bool),
+        "value_usd": frame["declared_value"].to_numpy(dtype=float) * catalog.usd_rate(currency),
+    }
+
+
+def candidates_for_shipment(
+    catalog: Catalog,
+    record: Mapping[str, Any],
+    costs: SellerCosts,
+    candidates: Sequence[Mapping[str, Any] | BaseModel] | None = None,
+) -> tuple[CandidateTable, list[str]]:
+    """One shipment's candidates (n=1) and their ids: the listed channels, else the eligible.
+
+    ``candidates`` are ``CandidateChannel``-shaped (``channel_id``, optional quotes). Listed
+    channels stay in the table even when ineligible or unknown, so the caller can report why
+    (:func:`ineligibility_reasons`); they are never recommended.
+    """
+    arrays = shipment_arrays(catalog, [record])
+    if candidates is None:
+        table = build_candidates(catalog, **arrays, costs=costs)
+        keep = np.flatnonzero(table.eligible[0])
+        return table.take(cols=keep), [catalog.channel_ids[i] for i in keep]
+    listed = [c.model_dump() if isinstance(c, BaseModel) else dict(c) for c in candidates]
+    ids = [c["channel_id"] for c in listed]
+    index = np.array([[catalog.channel_index.get(i, -1) for i in ids]], dtype=np.int64)
+
+    def quotes(key: str) -> np.ndarray:
+        return np.array([[np.nan if c.get(key) is None else c[key] for c in listed]], dtype=float)
+
+    table = build_candidates(
+        catalog,
+        **arrays,
+        channel_index=index,
+        quoted_price=quotes("quoted_price_usd"),
+        quoted_premium=quotes("quoted_premium_usd"),
+        costs=costs,
+    )
+    return table, ids
+
+
+def candidate_carriers(catalog: Catalog, channel_index: np.ndarray) -> np.ndarray:
+    """Carrier id of each candidate ('' for unknown channels), for ``decide(carriers=...)``."""
+    names = np.array([c.carrier for c in catalog.channels] + [""], dtype=object)
+    index = np.asarray(channel_index)
+    if index.ndim == 2 and len(index) > 1 and (index == index[0]).all():
+        index = index[:1]  # same candidates in every row: (1, K) broadcasts and is cheaper
+    return names[np.where(index >= 0, index, len(names) - 1)]
+
+
+def ineligibility_reasons(
+    catalog: Catalog, record: Mapping[str, Any], channel_ids: Sequence[str]
+) -> dict[str, list[str]]:
+    """Why each listed channel refuses this shipment (online only; eligible ones omitted).
+
+    Reads the checks of :meth:`Catalog.refusals` (the one home of the rules) and names them.
+    """
+    arrays = shipment_arrays(catalog, [record])
+    refused = {check: mask[0] for check, mask in catalog.refusals(**arrays).items()}
+    weight = float(arrays["weight_kg"][0])
+    value = float(arrays["value_usd"][0])
+    longest, girth = (float(x[0]) for x in longest_and_girth(arrays["dims_cm"]))
+    country, goods = record["destination_country"], record["goods_category"]
+    texts: dict[str, Any] = {
+        "weight": lambda e: f"weight {weight:g} kg is above {e.max_weight_kg:g} kg",
+        "length": lambda e: f"longest side {longest:g} cm is above {e.max_length_cm:g} cm",
+        "girth": lambda e: f"length + girth {girth:g} cm is above {e.max_girth_cm:g} cm",
+        "value": lambda e: f"value {value:.2f} USD is above {e.max_value_usd:g} USD",
+        "destination": lambda e: f"does not deliver to {country}",
+        "goods": lambda e: f"does not accept {goods}",
+        "cod": lambda e: "does not collect cash on delivery",
+    }
+    out: dict[str, list[str]] = {}
+    for cid in channel_ids:
+        j = catalog.channel_index.get(cid)
+        if j is None:
+            out[cid] = [UNKNOWN_CHANNEL_REASON]
+            continue
+        rules = catalog.channels[j].eligibility
+        reasons = [text(rules) for check, text in texts.items() if refused[check][j]]
+        if reasons:
+            out[cid] = reasons
+    return out

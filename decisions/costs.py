@@ -1,0 +1,124 @@
+"""The seller's cost settings and hard limits: what a lost or rejected parcel costs.
+
+Defaults and their sources are written up in ``docs/policy.md``; a request or batch run
+overrides them field by field (:func:`resolve_costs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from shiprisk.data.catalogs import Tracking
+from shiprisk.data.contract import CHANNEL_PATTERN, GOODS_CATEGORIES
+
+GoodsCategory = Literal[GOODS_CATEGORIES]  # type: ignore[valid-type]
+Carrier = Annotated[str, StringConstraints(pattern=CHANNEL_PATTERN, max_length=40)]
+TrackingLevel = Tracking
+
+
+class SellerCosts(BaseModel):
+    """What a lost or rejected parcel costs this seller; defaults are documented guesses."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    goods_cost_ratio: float = Field(
+        default=0.4,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Seller's cost of the goods as a share of the declared value.",
+    )
+    reship_policy: Literal["refund", "reship"] = Field(
+        default="refund",
+        description="On loss or rejection: refund the buyer (lose the sale) or send again.",
+    )
+    unrecoverable_share: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Share of the goods' cost not recovered when a rejected parcel comes "
+        "back (damaged, opened, abandoned or destroyed at the destination).",
+    )
+    risk_aversion: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        allow_inf_nan=False,
+        description="Weight on the expected insurance payout in the insure decision: 1 is "
+        "risk-neutral, above 1 buys insurance that costs a little more than it pays back.",
+    )
+    delay_cost_per_day_usd: float = Field(
+        default=0.0,
+        ge=0,
+        le=1000,
+        allow_inf_nan=False,
+        description="Cost of each day of expected transit (buyer goodwill, reviews), USD.",
+    )
+    claim_paid_probability: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Probability an insurance claim for a lost parcel is paid.",
+    )
+    liability_paid_probability: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Probability the carrier pays its own liability for a lost parcel.",
+    )
+    uninsurable_goods: tuple[GoodsCategory, ...] = Field(
+        default=("documents",),
+        max_length=len(GOODS_CATEGORIES),
+        description="Goods categories no insurer covers (documents have no insurable value).",
+    )
+
+
+class Constraints(BaseModel):
+    """The seller's hard limits on the recommendation (unset = no limit)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    require_tracking: TrackingLevel = Field(
+        default="none",
+        description="Minimum tracking: 'partial' = any tracking number (postal registered, "
+        "scans may stop at the destination), 'full' = end-to-end tracking.",
+    )
+    max_transit_days: float | None = Field(
+        default=None,
+        gt=0,
+        le=365,
+        allow_inf_nan=False,
+        description="Upper limit on the expected (mean) transit days, customs hold included.",
+    )
+    allowed_carriers: tuple[Carrier, ...] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="Carriers the seller accepts (catalog carrier ids, e.g. 'dhl').",
+    )
+    max_price_usd: float | None = Field(
+        default=None,
+        gt=0,
+        le=100_000,
+        allow_inf_nan=False,
+        description="Upper limit on the shipping price (insurance premium excluded), USD.",
+    )
+
+
+def resolve_costs(
+    base: SellerCosts, overrides: Mapping[str, Any] | BaseModel | None
+) -> SellerCosts:
+    """``base`` with the fields a request or batch run sets explicitly (validated again)."""
+    if overrides is None:
+        return base
+    if isinstance(overrides, BaseModel):
+        overrides = {k: getattr(overrides, k) for k in overrides.model_fields_set}
+    if not overrides:
+        return base
+    return SellerCosts.model_validate({**base.model_dump(), **overrides})
