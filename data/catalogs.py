@@ -159,6 +159,11 @@ class Catalog:
         """Currency code -> USD per unit (the catalog's dated rate)."""
         return {k: v.usd_per_unit for k, v in self.currencies.items()}
 
+    @cached_property
+    def rates_as_of(self) -> str:
+        """Date of the newest exchange rate (ISO); every USD conversion uses these rates."""
+        return max(c.as_of for c in self.currencies.values()).isoformat()
+
     def usd_rate(self, currencies: np.ndarray | list[str]) -> np.ndarray:
         rates = self.usd_per_unit
         return np.fromiter(

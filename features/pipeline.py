@@ -209,7 +209,7 @@ class ShipmentFeaturizer:
             }
             for j, ch in enumerate(catalog.channel_ids)
         }
-        self.usd_rates_ = {k: v.usd_per_unit for k, v in catalog.currencies.items()}
+        self._use_catalog_rates(catalog)
         self.feature_names_ = list(FEATURES)
         self.categorical_features_ = [FEATURES.index(f) for f in CATEGORICAL_FEATURES]
         self._build_lookups()
@@ -433,7 +433,7 @@ class ShipmentFeaturizer:
             "destinations": self.destinations_,
             "unknown_destination": self.unknown_destination_,
             "channels": self.channels_,
-            "usd_rates": self.usd_rates_,
+            "usd_rates_as_of": self.usd_rates_as_of_,
             "feature_names": self.feature_names_,
             "categorical_features": self.categorical_features_,
             "reference": self.reference_,
@@ -441,7 +441,7 @@ class ShipmentFeaturizer:
 
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> ShipmentFeaturizer:
-        """Rebuild a fitted pipeline from :meth:`to_dict` output (no catalog needed)."""
+        """Rebuild a fitted pipeline from :meth:`to_dict` output (rates: today's catalog)."""
         if state.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"unsupported pipeline format {state.get('format_version')!r}")
         if list(state["feature_names"]) != list(FEATURES):
@@ -451,12 +451,18 @@ class ShipmentFeaturizer:
         self.destinations_ = {k: list(v) for k, v in state["destinations"].items()}
         self.unknown_destination_ = list(state["unknown_destination"])
         self.channels_ = dict(state["channels"])
-        self.usd_rates_ = dict(state["usd_rates"])
+        self._use_catalog_rates(load_catalog())
         self.feature_names_ = list(state["feature_names"])
         self.categorical_features_ = list(state["categorical_features"])
         self.reference_ = [float(v) for v in state["reference"]]
         self._build_lookups()
         return self
+
+    def _use_catalog_rates(self, catalog: Catalog) -> None:
+        """Declared values convert with the catalog's dated rates, as the decision costs do:
+        one source of exchange rates, never a copy frozen into the model."""
+        self.usd_rates_ = dict(catalog.usd_per_unit)
+        self.usd_rates_as_of_ = catalog.rates_as_of
 
     def is_known(self, field: str, value: str) -> bool:
         """Whether a categorical value was seen in training (used for warnings)."""

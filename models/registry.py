@@ -21,9 +21,16 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
+from shiprisk.data.atomic import write_atomic
 from shiprisk.data.contract import OPEN_FIELDS
 from shiprisk.models.pyfunc_model import ARTIFACT_KEY
-from shiprisk.models.risk_model import RiskModel, model_digest
+from shiprisk.models.risk_model import (
+    ModelIntegrityError,
+    RiskModel,
+    model_digest,
+    read_manifest,
+    verify_files,
+)
 from shiprisk.settings import CHAMPION, get_settings
 
 HISTORY_TAG = "champion_history"
@@ -173,6 +180,24 @@ def download_risk_model(version: ModelVersion, destination: Path) -> Path:
             shutil.rmtree(destination)
         shutil.copytree(source, destination)
     return destination
+
+
+def fetch_verified(version: ModelVersion) -> Path:
+    """A version's model files under ``<home>/models/v<version>``, checksums verified.
+
+    The one way shiprisk fetches a registered model (batch scoring, the BentoML import): a
+    verified copy already there is reused; otherwise the files are downloaded beside it and
+    renamed into place, so a killed download is never used.
+    """
+    target = get_settings().home / "models" / f"v{version.version}"
+    try:
+        verify_files(target, read_manifest(target))
+        return target
+    except (ModelIntegrityError, OSError, ValueError):
+        pass
+    write_atomic(target, lambda tmp: download_risk_model(version, tmp))
+    verify_files(target, read_manifest(target))
+    return target
 
 
 def champion_history() -> list[str]:

@@ -28,6 +28,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from shiprisk.data.atomic import write_text_atomic
 from shiprisk.data.outcomes import EVENT_KEYS, LABEL_OF
 from shiprisk.features.pipeline import FEATURES, ShipmentFeaturizer
 from shiprisk.models.compiled import RawScorer, compile_head
@@ -299,7 +300,5 @@ def _sha256(path: Path) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Write via a temp file + rename so a crash never leaves a half-written model file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """A crash never leaves a half-written model file."""
+    write_text_atomic(path, text)

@@ -55,7 +55,6 @@ renames the staging table (this needs transactional DDL: SQLite, PostgreSQL).
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import tempfile
@@ -76,6 +75,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from shiprisk.data.atomic import AtomicFile
 from shiprisk.data.catalogs import Catalog, load_catalog
 from shiprisk.data.contract import (
     CHANNEL_FIELD,
@@ -138,7 +138,6 @@ SCORED, ERROR = "scored", "error"
 CHANNEL = CHANNEL_FIELD.name
 SHIPMENT_ID = SHIPMENT_ID_FIELD.name
 STAGING_SUFFIX = "__staging"
-PARTIAL_INFIX = ".partial-"
 IN_FLIGHT_PER_WORKER = 2
 """Chunks queued per worker: keeps both cores busy while bounding memory."""
 SQL_INSERT_ROWS = 10_000
@@ -575,46 +574,15 @@ def _chunks(
 # -- writing ----------------------------------------------------------------------------------
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_partials(path: Path) -> list[Path]:
-    """Delete ``.<name>.partial-<pid>`` files next to ``path`` whose process is gone."""
-    removed = []
-    pattern = f".{glob.escape(path.name)}{PARTIAL_INFIX}*"
-    for partial in path.parent.glob(pattern):
-        pid = partial.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            partial.unlink(missing_ok=True)
-            removed.append(partial)
-    return removed
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class FileSink:
     """Chunks go to a temp file beside the output; ``commit`` fsyncs and renames it."""
 
     def __init__(self, path: Path, metadata: dict[str, str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_partials(self.path)
-        self.tmp = self.path.with_name(f".{self.path.name}{PARTIAL_INFIX}{os.getpid()}")
+        self._file = AtomicFile(self.path)
+        self.tmp = self._file.tmp
         self.metadata = metadata
-        self._fh = self.tmp.open("wb")
+        self._fh = self._file.fh
         try:
             self._writer = self._open_writer()
         except BaseException:
@@ -631,21 +599,16 @@ class FileSink:
 
     def commit(self) -> None:
         self._writer.close()
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        os.replace(self.tmp, self.path)
-        _fsync_dir(self.path.parent)
+        self._file.commit()
 
     def abort(self) -> None:
         """Drop the temp file (never the output); safe to call twice."""
-        for close in (getattr(self, "_writer", None), self._fh):
-            try:
-                if close is not None:
-                    close.close()
-            except Exception:  # the write already failed; the file goes anyway
-                pass
-        self.tmp.unlink(missing_ok=True)
+        try:
+            if getattr(self, "_writer", None) is not None:
+                self._writer.close()
+        except Exception:  # the write already failed; the file goes anyway
+            pass
+        self._file.abort()
 
 
 class ParquetSink(FileSink):
@@ -1019,14 +982,9 @@ def score_open(
 
 
 def champion_model_dir() -> Path:
-    """The registry's ``champion``, downloaded once to ``<home>/models/v<version>``.
-
-    A copy already there is reused if its checksums verify; otherwise it is fetched into a
-    temp directory and renamed into place, so a killed download is never used.
-    """
+    """The registry's ``champion``, fetched and verified once (``registry.fetch_verified``)."""
     from shiprisk.models import registry
-    from shiprisk.models.risk_model import ModelIntegrityError, read_manifest, verify_files
-    from shiprisk.settings import CHAMPION, get_settings
+    from shiprisk.settings import CHAMPION
 
     registry.configure()
     version = registry.get_version(CHAMPION)
@@ -1034,22 +992,7 @@ def champion_model_dir() -> Path:
         raise BatchError(
             f"no '{CHAMPION}' model in the registry: train and promote one, or pass --model-dir"
         )
-    target = get_settings().home / "models" / f"v{version.version}"
-    try:
-        verify_files(target, read_manifest(target))
-        return target
-    except (ModelIntegrityError, OSError, ValueError):
-        pass
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}{PARTIAL_INFIX}{os.getpid()}")
-    try:
-        registry.download_risk_model(version, tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return registry.fetch_verified(version)
 
 
 def load_costs(path: str | Path) -> SellerCosts:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from shiprisk.data.atomic import write_text_atomic
 from shiprisk.models.risk_model import (
     ModelIntegrityError,
     model_digest,
@@ -67,24 +67,23 @@ def import_version(alias: str = CHAMPION) -> ResolvedModel:
     version = registry.get_version(alias)
     if version is None:
         raise LookupError(f"no model version has the alias '{alias}' in the MLflow registry")
-    with tempfile.TemporaryDirectory() as tmp:
-        local = registry.download_risk_model(version, Path(tmp) / "risk_model")
-        digest = verify_model_dir(local)
-        tag = f"{BENTO_MODEL_NAME}:v{version.version}-{digest[:12]}"
-        try:
-            existing = bentoml.models.get(tag)
-            verify_model_dir(Path(existing.path))
-            return ResolvedModel(tag, str(version.version), digest, "registry", "already imported")
-        except bentoml.exceptions.NotFound:
-            pass
-        checksums = read_manifest(local)["files"]
-        with bentoml.models.create(
-            tag,
-            labels={"mlflow_version": str(version.version), "digest": digest, "verified": "true"},
-            metadata={"alias": alias, "run_id": version.run_id, "checksums": checksums},
-        ) as model:
-            for file in local.iterdir():
-                (Path(model.path) / file.name).write_bytes(file.read_bytes())
+    local = registry.fetch_verified(version)
+    digest = verify_model_dir(local)
+    tag = f"{BENTO_MODEL_NAME}:v{version.version}-{digest[:12]}"
+    try:
+        existing = bentoml.models.get(tag)
+        verify_model_dir(Path(existing.path))
+        return ResolvedModel(tag, str(version.version), digest, "registry", "already imported")
+    except bentoml.exceptions.NotFound:
+        pass
+    checksums = read_manifest(local)["files"]
+    with bentoml.models.create(
+        tag,
+        labels={"mlflow_version": str(version.version), "digest": digest, "verified": "true"},
+        metadata={"alias": alias, "run_id": version.run_id, "checksums": checksums},
+    ) as model:
+        for file in local.iterdir():
+            (Path(model.path) / file.name).write_bytes(file.read_bytes())
     verify_model_dir(Path(bentoml.models.get(tag).path))
     return ResolvedModel(tag, str(version.version), digest, "registry", "imported")
 
@@ -132,11 +131,7 @@ def pin(tag: str) -> Path:
     """Record the tag to serve, for a `bentoml serve` started without SHIPRISK_MODEL_TAG."""
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
-    path = settings.home / TAG_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(tag + "\n")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(settings.home / TAG_FILE, tag + "\n")
 
 
 def pinned_tag() -> str | None:
