@@ -7,7 +7,7 @@ export UV_COMPILE_BYTECODE := 1
 UV := python3 -m uv
 PYTHON ?= python3
 
-.PHONY: bootstrap run test lint bench
+.PHONY: bootstrap run test test-fast lint bench
 
 bootstrap:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==0.13.8"
@@ -20,6 +20,11 @@ test: bootstrap
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen pytest
+
+# The inner loop: no servers, no MLflow store, no trained model.
+test-fast: bootstrap
+	$(UV) run --frozen pytest -q tests/test_architecture.py tests/data tests/features \
+		tests/decisions tests/training
 
 lint: bootstrap
 	$(UV) run --frozen ruff check --fix .

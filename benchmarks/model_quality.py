@@ -83,6 +83,7 @@ def main() -> None:
     import pandas as pd
 
     common.configure_env()
+    from shiprisk.data.outcomes import EVENT_KEYS, EVENTS
     from shiprisk.models.risk_model import RiskModel
     from shiprisk.training.evaluate import evaluate_frame
 
@@ -129,7 +130,7 @@ def main() -> None:
         results[world] = per_world
     report.details["metrics"] = results
 
-    labels = {"loss": "p_loss", "reject": "p_reject"}
+    labels = {o.key: o.probability for o in EVENTS}
     for world in ("default", "shifted"):
         print(
             f"\n{world} world ({results[world]['rows']:,} fresh rows, seed "
@@ -137,7 +138,7 @@ def main() -> None:
         )
         target = world == "default"
         for who in ("model", "baseline"):
-            for outcome in ("loss", "reject"):
+            for outcome in EVENT_KEYS:
                 m = results[world][who][outcome]
                 tag = f"{world}.{who}.{outcome}"
                 name = f"{world}: {who} {labels[outcome]}"
@@ -164,7 +165,7 @@ def main() -> None:
                 )
         if world == "default":
             late = results[world]["test_window"]
-            for outcome in ("loss", "reject"):
+            for outcome in EVENT_KEYS:
                 report.figure(
                     f"default.model.{outcome}.gain_test_window",
                     f"default: model {labels[outcome]}: gain captured, rows >= test window "

@@ -19,6 +19,7 @@ from shiprisk.data.contract import (
     GOODS_CATEGORIES,
     MARKETPLACES,
     PACKAGING_TYPES,
+    VALUABLE_GOODS,
 )
 
 DF = "domain-facts.md"
@@ -427,9 +428,7 @@ class WorldParams:
     loss_tier_mult: dict = field(
         **_p({1: 1.0, 2: 1.5, 3: 2.5}, "loss multiplier by destination risk tier", DF)
     )
-    loss_valuable_goods: list = field(
-        **_p(["electronics", "jewelry"], "goods counted as valuables", DF)
-    )
+    loss_valuable_goods: list = field(**_p(list(VALUABLE_GOODS), "goods counted as valuables", DF))
     loss_valuable_goods_mult: float = field(**_p(1.5, "loss multiplier for valuables", DF))
     loss_address_mult: dict = field(
         **_p(

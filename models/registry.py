@@ -182,22 +182,27 @@ def download_risk_model(version: ModelVersion, destination: Path) -> Path:
     return destination
 
 
-def fetch_verified(version: ModelVersion) -> Path:
+def fetch_verified(version: ModelVersion, *, refresh: bool = False) -> Path:
     """A version's model files under ``<home>/models/v<version>``, checksums verified.
 
-    The one way shiprisk fetches a registered model (batch scoring, the BentoML import): a
-    verified copy already there is reused; otherwise the files are downloaded beside it and
-    renamed into place, so a killed download is never used.
+    The one way shiprisk fetches a registered model (batch scoring, promotion, the BentoML
+    import). The files are downloaded beside the target and renamed into place, so a killed
+    download is never used. A verified copy already there is reused unless ``refresh``
+    (promotion and import check the registry's own artifact, not an older local copy).
     """
     target = get_settings().home / "models" / f"v{version.version}"
-    try:
-        verify_files(target, read_manifest(target))
-        return target
-    except (ModelIntegrityError, OSError, ValueError):
-        pass
-    write_atomic(target, lambda tmp: download_risk_model(version, tmp))
-    verify_files(target, read_manifest(target))
-    return target
+    if not refresh:
+        try:
+            verify_files(target, read_manifest(target))
+            return target
+        except (ModelIntegrityError, OSError, ValueError):
+            pass
+
+    def fill(tmp: Path) -> None:
+        download_risk_model(version, tmp)
+        verify_files(tmp, read_manifest(tmp))  # a corrupt download never replaces a good copy
+
+    return write_atomic(target, fill)
 
 
 def champion_history() -> list[str]:

@@ -67,7 +67,7 @@ def import_version(alias: str = CHAMPION) -> ResolvedModel:
     version = registry.get_version(alias)
     if version is None:
         raise LookupError(f"no model version has the alias '{alias}' in the MLflow registry")
-    local = registry.fetch_verified(version)
+    local = registry.fetch_verified(version, refresh=True)
     digest = verify_model_dir(local)
     tag = f"{BENTO_MODEL_NAME}:v{version.version}-{digest[:12]}"
     try:

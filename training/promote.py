@@ -33,8 +33,8 @@ class PromotionDecision:
     log_loss: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def _load_version(version, workdir: Path) -> RiskModel:
-    return RiskModel.load(registry.download_risk_model(version, workdir / f"v{version.version}"))
+def _load_version(version) -> RiskModel:
+    return RiskModel.load(registry.fetch_verified(version, refresh=True))
 
 
 def _log_losses(model: RiskModel, frame: pd.DataFrame) -> dict[str, float]:
@@ -80,7 +80,7 @@ def decide(max_ratio: float | None = None) -> PromotionDecision:
         workdir = Path(tmp)
         frame = load_frozen_eval(workdir)
         try:
-            chal_model = _load_version(challenger, workdir)
+            chal_model = _load_version(challenger)
         except ModelIntegrityError as exc:
             decision.reasons.append(f"refused: challenger failed verification ({exc})")
             return decision
@@ -89,7 +89,7 @@ def decide(max_ratio: float | None = None) -> PromotionDecision:
         if champion is None:
             reference, label, ratio = _prior_log_losses(frame), "base-rate prior", 1.0
         else:
-            reference = _log_losses(_load_version(champion, workdir), frame)
+            reference = _log_losses(_load_version(champion), frame)
             label, ratio = f"champion v{champion.version}", max_ratio
         decision.log_loss["reference"] = reference
     ok = True

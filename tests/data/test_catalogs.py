@@ -24,7 +24,7 @@ from shiprisk.data.catalogs import (
 )
 from shiprisk.data.contract import CURRENCIES, GOODS_CATEGORIES
 
-README = Path(__file__).resolve().parents[1] / "data" / "README.md"
+README = Path(__file__).resolve().parents[2] / "data" / "README.md"
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,7 @@ import pytest
 from shiprisk.models import registry
 from shiprisk.settings import CHALLENGER, CHAMPION
 from shiprisk.training.train import train
-
-from .conftest import free_port
+from tests.conftest import free_port
 
 
 def test_training_logs_metrics_plots_config_and_frozen_set(trained) -> None:

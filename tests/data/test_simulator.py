@@ -29,7 +29,7 @@ from shiprisk.data.simulator import (
 from shiprisk.data.world import WorldParams, default_world, shifted_world
 
 ROWS = 150_000
-README = Path(__file__).resolve().parents[1] / "data" / "README.md"
+README = Path(__file__).resolve().parents[2] / "data" / "README.md"
 
 
 @pytest.fixture(scope="session")
