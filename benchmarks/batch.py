@@ -111,7 +111,7 @@ def profile_chunk(model_dir, src: str) -> str:
 
     from shiprisk.decisions.costs import SellerCosts
     from shiprisk.models.risk_model import RiskModel
-    from shiprisk.serving.batch import Chunk, ChunkScorer
+    from shiprisk.serving.batch_chunks import Chunk, ChunkScorer
 
     frame = next(pq.ParquetFile(src).iter_batches(batch_size=CHUNK)).to_pandas()
     scorer = ChunkScorer(

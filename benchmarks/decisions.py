@@ -31,10 +31,11 @@ def main() -> None:
 
     common.configure_env()
     from shiprisk.data.catalogs import CHANNEL_TYPES, TRACKING_LEVELS, load_catalog
+    from shiprisk.data.outcomes import EVENT_KEYS
     from shiprisk.data.simulator import counterfactual_probabilities
-    from shiprisk.decisions.candidates import build_candidates, frame_arrays
     from shiprisk.decisions.costs import SellerCosts
     from shiprisk.decisions.policy import decide
+    from shiprisk.decisions.scoring import score
     from shiprisk.features.pipeline import INPUT_FIELDS
     from shiprisk.models.risk_model import RiskModel
     from shiprisk.training.evaluate import expected_cost_regret
@@ -47,22 +48,13 @@ def main() -> None:
     n, c = len(frame), len(catalog.channel_ids)
     common.log(f"{n:,} held-out shipments x {c} channels")
 
-    cands = build_candidates(catalog, **frame_arrays(catalog, frame), costs=costs)
+    # The one scoring path (as /score and score-open): model probabilities and our decision.
+    scored = score(model, catalog, frame[list(INPUT_FIELDS)], costs, num_threads=0)
+    cands, ours_d = scored.table, scored.decision
     truth = counterfactual_probabilities(frame, catalog=catalog)
     eligible = cands.eligible
     agree = float((truth["eligible"] == eligible).mean())
-
-    rows, cols = np.nonzero(eligible)
-    X = model.featurizer.transform(
-        frame[list(INPUT_FIELDS)].take(rows),
-        channel_ids=np.asarray(catalog.channel_ids, dtype=object)[cols],
-    )
-    pl, pj = model.predict_matrix(X)
-    m_loss, m_reject = np.full((n, c), np.nan), np.full((n, c), np.nan)
-    m_loss[rows, cols], m_reject[rows, cols] = pl, pj
-
-    true_d = decide(cands, truth["p_loss"], truth["p_reject"], costs)
-    ours_d = decide(cands, m_loss, m_reject, costs)
+    true_d = decide(cands, {o: truth[f"p_{o}"] for o in EVENT_KEYS}, costs)
     # TRUE cost of every (channel, insure) option: [uninsured | insured], NaN = not an option.
     uninsured = np.where(eligible, true_d.expected_cost_uninsured, np.nan)
     insured = np.where(eligible & cands.insurable, true_d.expected_cost_insured, np.nan)
@@ -212,7 +204,7 @@ def main() -> None:
     )
     if report.missed():
         report.profiles["where the regret comes from"] = regret_breakdown(
-            catalog, truth, m_loss, oracle_ch, ours_ch, cost_ours - cost_oracle
+            catalog, truth, scored.probs["loss"], oracle_ch, ours_ch, cost_ours - cost_oracle
         )
         print(
             f"\nwhere the regret comes from (target missed):\n"

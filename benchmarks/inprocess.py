@@ -82,11 +82,10 @@ def main() -> None:
         record = {f: getattr(req, f) for f in SHIPMENT_FIELDS}
         table, ids = candidates_for_shipment(catalog, record, costs)
         X = model.featurizer.encode_channels(record, ids)
-        pl, pj = model.predict_matrix(X, num_threads=1)
+        pl, pj = model.predict_matrix(X, num_threads=1).values()
         d = decide(
             table,
-            pl[None, :],
-            pj[None, :],
+            {"loss": pl[None, :], "reject": pj[None, :]},
             costs,
             None,
             candidate_carriers(catalog, table.channel_index),
@@ -125,8 +124,7 @@ def main() -> None:
         "decide": time_each(
             lambda p: decide(
                 p["table"],
-                p["pl"][None, :],
-                p["pj"][None, :],
+                {"loss": p["pl"][None, :], "reject": p["pj"][None, :]},
                 costs,
                 None,
                 candidate_carriers(catalog, p["table"].channel_index),

@@ -107,7 +107,7 @@ def main() -> None:
         frame = common.load_frame(ROWS, seed, world)
         common.log(f"scoring {len(frame):,} fresh rows of the {world} world (seed {seed})")
         X = model.featurizer.transform(frame)
-        p_loss, p_reject = model.predict_matrix(X)
+        p_loss, p_reject = model.predict_matrix(X).values()
         b_loss = baselines["loss"].predict_proba(X)
         b_reject = baselines["reject"].predict_proba(X)
         per_world = {

@@ -34,7 +34,8 @@ from shiprisk.data.contract import (
     PAYMENT_METHODS,
     SPECS,
 )
-from shiprisk.data.outcomes import TRUTH_COLUMNS
+from shiprisk.data.outcomes import DELIVERED as DELIVERED_LABEL
+from shiprisk.data.outcomes import EVENTS, TRUTH_COLUMNS, Outcome
 from shiprisk.data.world import LOCAL_CURRENCY, WorldParams, default_world, world_by_name
 
 TRUE_COLUMNS = TRUTH_COLUMNS
@@ -155,8 +156,24 @@ def _slow_multiplier(lo: np.ndarray, hi: np.ndarray, world: WorldParams) -> np.n
 
 def _probabilities(
     s: _Shipments, chan: np.ndarray, world: WorldParams, catalog: Catalog
+) -> dict[str, np.ndarray]:
+    """True probability per event of shape ``chan.shape`` = (n, k) for channel indices
+    ``chan``, for the events the world has physics for (``PHYSICS``), in spec order."""
+    p_loss, p_reject = _loss_and_rejection(s, chan, world, catalog)
+    found = {"loss": p_loss, "reject": p_reject}
+    missing = [o.key for o in EVENTS if o.key not in found]
+    if missing:
+        raise ValueError(
+            f"the simulated world has no physics for outcome(s) {', '.join(missing)}: "
+            "draw them with add_event()"
+        )
+    return {o.key: found[o.key] for o in EVENTS}
+
+
+def _loss_and_rejection(
+    s: _Shipments, chan: np.ndarray, world: WorldParams, catalog: Catalog
 ) -> tuple[np.ndarray, np.ndarray]:
-    """p_loss, p_reject of shape ``chan.shape`` = (n, k) for channel indices ``chan``."""
+    """The world's physics: p_loss, p_reject of shape ``chan.shape`` = (n, k)."""
     ids = catalog.channel_ids
     ch_type = catalog.channel_column("channel_type_code").astype(np.int64)
     type_names = tuple(CHANNEL_TYPES[t] for t in ch_type)
@@ -250,7 +267,8 @@ def true_probabilities(
     world: WorldParams | None = None,
     catalog: Catalog | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """True p_loss and p_reject of each row on ``channel_ids`` (default: its own channel).
+    """True probability of each event (spec order) of each row on ``channel_ids`` (default:
+    its own channel).
 
     A function of the contract fields and catalogs only, so it scores counterfactual
     channels too. NaN where the channel does not serve the destination's zone.
@@ -259,8 +277,8 @@ def true_probabilities(
     catalog = catalog or load_catalog()
     ids = frame["channel_id"] if channel_ids is None else channel_ids
     chan = _codes(ids, catalog.channel_ids, "channel_id")
-    p_loss, p_reject = _probabilities(_encode(frame, world, catalog), chan[:, None], world, catalog)
-    return p_loss[:, 0], p_reject[:, 0]
+    probs = _probabilities(_encode(frame, world, catalog), chan[:, None], world, catalog)
+    return tuple(p[:, 0] for p in probs.values())
 
 
 def _eligible(s: _Shipments, catalog: Catalog) -> np.ndarray:
@@ -281,7 +299,7 @@ def counterfactual_probabilities(
 ) -> dict[str, np.ndarray]:
     """Eligibility and true probabilities of every row on every catalog channel.
 
-    Keys ``eligible`` (n, C) bool, ``p_loss`` and ``p_reject`` (n, C) in
+    Keys ``eligible`` (n, C) bool and ``p_<event>`` per event (n, C) in
     ``catalog.channel_ids`` order, NaN where the channel is not eligible.
     """
     world = world or default_world()
@@ -289,12 +307,11 @@ def counterfactual_probabilities(
     s = _encode(frame, world, catalog)
     n, c = len(frame), len(catalog.channel_ids)
     chan = np.broadcast_to(np.arange(c), (n, c))
-    p_loss, p_reject = _probabilities(s, chan, world, catalog)
+    probs = _probabilities(s, chan, world, catalog)
     eligible = _eligible(s, catalog)
     return {
         "eligible": eligible,
-        "p_loss": np.where(eligible, p_loss, np.nan),
-        "p_reject": np.where(eligible, p_reject, np.nan),
+        **{f"p_{key}": np.where(eligible, p, np.nan) for key, p in probs.items()},
     }
 
 
@@ -500,15 +517,22 @@ def _draw_chunk(
     month = created.astype("datetime64[M]").astype(np.int64) % 12
     years = (created - np.datetime64(world.drift_origin, "s")).astype(float) / _YEAR_S
     s = replace(s, month=month, years=years)
-    p_loss, p_reject = (p[:, 0] for p in _probabilities(s, channel[:, None], world, catalog))
+    probs = {k: p[:, 0] for k, p in _probabilities(s, channel[:, None], world, catalog).items()}
     u = rng.random(n)
-    outcome = np.where(u < p_loss, 1, np.where(u < p_loss + p_reject, 2, 0))  # OUTCOMES order
+    outcome = np.zeros(n, dtype=np.int64)  # codes index OUTCOMES: 0 delivered, then events
+    cum = None
+    for code, event in enumerate(EVENTS, start=1):
+        cum = probs[event.key] if cum is None else cum + probs[event.key]
+        outcome = np.where((outcome == 0) & (u < cum), code, outcome)
+    roles = np.array(["", *(o.cost_role for o in EVENTS)], dtype=object)[outcome]
     lo_c = np.take_along_axis(lo, channel[:, None], axis=1)[:, 0].astype(np.int64)
     hi_c = np.take_along_axis(hi, channel[:, None], axis=1)[:, 0].astype(np.int64)
     transit = rng.integers(lo_c, hi_c + 1)
     back = rng.integers(world.return_days[0], world.return_days[1] + 1, n)
     declared_lost = rng.integers(world.lost_declared_days[0], world.lost_declared_days[1] + 1, n)
-    days = np.where(outcome == 1, declared_lost, transit + np.where(outcome == 2, back, 0))
+    days = np.where(
+        roles == "goods_lost", declared_lost, transit + np.where(roles == "returned", back, 0)
+    )
     outcome_day = created.astype("datetime64[D]") + days.astype("timedelta64[D]")
 
     def pick(values: tuple[str, ...], codes: np.ndarray) -> np.ndarray:
@@ -540,8 +564,7 @@ def _draw_chunk(
             "channel_id": pick(catalog.channel_ids, channel),
             "outcome": pick(OUTCOMES, outcome),
             "outcome_day": outcome_day,
-            "true_p_loss": p_loss,
-            "true_p_reject": p_reject,
+            **{o.truth_column: probs[o.key] for o in EVENTS},
         }
     )
 
@@ -588,6 +611,27 @@ def simulate(
     Same (rows, seed, world, catalog), same frame. Rows are sorted by ``created_at``.
     """
     return _simulate(rows, seed, world or default_world(), catalog or load_catalog())
+
+
+def add_event(frame: pd.DataFrame, event: Outcome, hazard: np.ndarray, seed: int) -> pd.DataFrame:
+    """Carve a further event out of the delivered parcels of a simulated history.
+
+    ``hazard`` (n,) is the event's probability for a parcel that would otherwise have been
+    delivered, so its true probability is ``hazard x P(delivered)`` and the events still sum
+    below 1. The frame gains ``event.truth_column``; the outcome of the parcels drawn becomes
+    ``event.label`` (declared on the same day the delivery would have been). This is how a
+    new outcome enters the simulated world without touching its physics.
+    """
+    events = [c for c in frame.columns if c.startswith("true_p_")]
+    delivered = 1.0 - frame[events].sum(axis=1).to_numpy()
+    hazard = np.clip(np.asarray(hazard, dtype=float), 0.0, 1.0)
+    out = frame.copy()
+    drawn = (out["outcome"].to_numpy() == DELIVERED_LABEL) & (
+        np.random.default_rng(seed).random(len(out)) < hazard
+    )
+    out.loc[drawn, "outcome"] = event.label
+    out[event.truth_column] = hazard * delivered
+    return out
 
 
 def generate_to_parquet(rows: int, seed: int, output: Path, world: str = "default") -> Path:

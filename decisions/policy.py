@@ -1,24 +1,21 @@
 """Decision policy: expected cost per channel, insure or not, recommended channel.
 
-A pure module (numpy and pydantic only, no model, no BentoML) shared by online scoring (one
-shipment x its candidate channels) and batch scoring (n shipments x K channels). Everything is
-laid out as ``(n, K)`` arrays so both paths run the same vectorised code; the cost model and
-its defaults are written up in ``docs/policy.md``.
-
-Two steps:
-
-* :func:`build_candidates` turns shipments and the catalog into a :class:`CandidateTable`
-  (eligibility, price, insurance terms, transit, tracking) - no probabilities needed;
-* :func:`decide` adds ``p_loss`` and ``p_reject`` and returns a :class:`Decision`.
+A pure module (numpy only, no model, no BentoML) shared by every scoring path. Everything is
+laid out as ``(n, K)`` arrays (shipments x candidate channels,
+:func:`shiprisk.decisions.candidates.build_candidates`); :func:`decide` adds one probability
+array per event of the outcome spec and returns a :class:`Decision`. The cost model and its
+defaults are written up in ``docs/policy.md``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from shiprisk.data.catalogs import TRACKING_LEVELS
+from shiprisk.data.outcomes import EVENTS
 from shiprisk.decisions.candidates import CandidateTable
 from shiprisk.decisions.costs import Constraints, SellerCosts
 
@@ -95,44 +92,68 @@ def blocked_reasons(mask: int) -> list[str]:
     return [text for bit, text in BLOCK_REASONS.items() if mask & bit]
 
 
+def event_costs(cands: CandidateTable, costs: SellerCosts) -> dict[str, np.ndarray]:
+    """(n, K) cost to the seller if the event happens, by cost role (``data.outcomes``).
+
+    ``goods_lost``: refund (or reship) minus the carrier's expected liability payout;
+    ``returned``: return shipping plus the goods' unrecoverable share (docs/policy.md).
+    """
+    price = cands.price_usd
+    n, k = price.shape
+    value = cands.value_usd.repeat(k).reshape(n, k)
+    g = costs.goods_cost_ratio
+    liability = np.minimum(cands.liability_usd, value)  # capped at the value
+    paid = _f(costs.liability_paid_probability) * liability
+    if costs.reship_policy == "refund":  # lose the sale; a rejected parcel's goods come back
+        lost = value - paid
+        returned = cands.return_cost_ratio * price
+        returned += _f((1.0 - g) + costs.unrecoverable_share * g) * value
+    else:  # send a new unit (or the returned one) again on the same channel
+        lost = _f(g) * value + price - paid
+        returned = (cands.return_cost_ratio + _ONE) * price
+        returned += _f(costs.unrecoverable_share * g) * value
+    return {"goods_lost": lost, "returned": returned}
+
+
 def decide(
     cands: CandidateTable,
-    p_loss: np.ndarray,
-    p_reject: np.ndarray,
+    probs: Mapping[str, np.ndarray],
     costs: SellerCosts,
     constraints: Constraints | None = None,
     carriers: np.ndarray | None = None,
 ) -> Decision:
     """Expected cost of each candidate, insure or not, and the recommended channel.
 
-    Expected cost (docs/policy.md): price + delay + p_loss x net loss + p_reject x rejection
-    cost, plus (if insured) premium - p_loss x expected payout. Insurance is bought when
-    premium < risk_aversion x p_loss x expected payout - a test that ignores p_reject, since
-    insurance never pays for a rejected parcel. ``carriers`` (broadcastable to (n, K), see
+    ``probs`` holds one (n, K) array per event of ``data.outcomes`` (NaN = not scored).
+    Expected cost (docs/policy.md): price + delay + sum over events of p x the event's cost,
+    plus (if insured) premium - p(goods lost) x expected payout. Insurance is bought when
+    premium < risk_aversion x expected payout - only ``goods_lost`` events are covered, so a
+    refusal never makes insurance better. ``carriers`` (broadcastable to (n, K), see
     :func:`candidate_carriers`) is needed only for ``allowed_carriers``. Written for small
     arrays too (one shipment online): same-shape operations, few temporaries.
     """
     price = cands.price_usd
     n, k = price.shape
     value = cands.value_usd.repeat(k).reshape(n, k)
-    g = costs.goods_cost_ratio
     # Carrier liability capped at the value; insurance tops up above it, to the cover limit.
     liability = np.minimum(cands.liability_usd, value)
     insured_amount = np.minimum(value - liability, cands.max_cover_usd)
-    if costs.reship_policy == "refund":  # lose the sale; a rejected parcel's goods come back
-        loss = value - _f(costs.liability_paid_probability) * liability
-        reject = cands.return_cost_ratio * price
-        reject += _f((1.0 - g) + costs.unrecoverable_share * g) * value
-    else:  # send a new unit (or the returned one) again on the same channel
-        loss = _f(g) * value + price - _f(costs.liability_paid_probability) * liability
-        reject = (cands.return_cost_ratio + _ONE) * price
-        reject += _f(costs.unrecoverable_share * g) * value
-    uninsured = p_loss * loss
-    uninsured += price
-    uninsured += p_reject * reject
+    cost_of = event_costs(cands, costs)
+    uninsured: np.ndarray | None = None
+    covered: np.ndarray | None = None
+    for event in EVENTS:
+        p = probs[event.key]
+        if uninsured is None:
+            uninsured = p * cost_of[event.cost_role]
+            uninsured += price
+        else:
+            uninsured += p * cost_of[event.cost_role]
+        if event.cost_role == "goods_lost":
+            covered = p if covered is None else covered + p
+    assert uninsured is not None  # the outcome spec lists at least one event
     if costs.delay_cost_per_day_usd:
         uninsured += _f(costs.delay_cost_per_day_usd) * cands.transit_days
-    expected_payout = p_loss * insured_amount
+    expected_payout = (np.zeros_like(price) if covered is None else covered) * insured_amount
     expected_payout *= _f(costs.claim_paid_probability)
     premium = cands.premium_usd  # NaN where not insurable: the comparison is then False
     insure = premium < _f(costs.risk_aversion) * expected_payout

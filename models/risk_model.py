@@ -168,29 +168,37 @@ class RiskModel:
         return cls(featurizer, boosters, calibrators, info)
 
     # -- scoring -----------------------------------------------------------------------------
-    def predict_matrix(self, X: np.ndarray, num_threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Encoded features -> calibrated (p_loss, p_reject), with p_loss + p_reject < 1."""
-        probs = []
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        """The events this model has a head for, in outcome-spec order."""
+        return tuple(o for o in OUTCOMES if o in self.boosters)
+
+    def predict_matrix(self, X: np.ndarray, num_threads: int = 0) -> dict[str, np.ndarray]:
+        """Encoded features -> calibrated probability per event (outcome-spec order).
+
+        The events are mutually exclusive, so their sum is kept below 1 (scaled down
+        together where the independent heads overshoot).
+        """
         months = X[:, _TIME_COLUMN]
-        for outcome in OUTCOMES:
-            raw = self.raw_scores(X, outcome, num_threads)
-            probs.append(self.calibrators[outcome](raw, months))
-        p_loss, p_reject = probs
-        total = p_loss + p_reject
+        probs = {
+            o: self.calibrators[o](self.raw_scores(X, o, num_threads), months)
+            for o in self.outcomes
+        }
+        total = sum(probs.values())
         over = total > MAX_TOTAL
         if over.any():
             scale = np.where(over, MAX_TOTAL / np.where(over, total, 1.0), 1.0)
-            p_loss, p_reject = p_loss * scale, p_reject * scale
-        return p_loss, p_reject
+            probs = {o: p * scale for o, p in probs.items()}
+        return probs
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Batch path: contract rows (with channel_id) -> DataFrame[p_loss, p_reject]."""
-        p_loss, p_reject = self.predict_matrix(self.featurizer.transform(frame))
-        return pd.DataFrame({"p_loss": p_loss, "p_reject": p_reject}, index=frame.index)
+        """Batch path: contract rows (with channel_id) -> one ``p_<event>`` column each."""
+        probs = self.predict_matrix(self.featurizer.transform(frame))
+        return pd.DataFrame({f"p_{o}": p for o, p in probs.items()}, index=frame.index)
 
     def predict_records(
         self, records: Sequence[Mapping[str, Any]], num_threads: int = 1
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> dict[str, np.ndarray]:
         """Online path: dicts in, arrays out; no DataFrame."""
         return self.predict_matrix(self.featurizer.transform_records(records), num_threads)
 
@@ -233,17 +241,18 @@ class RiskModel:
         directory = Path(directory)
         manifest = read_manifest(directory)
         verify_files(directory, manifest)
+        heads = [o for o in OUTCOMES if f"booster_{o}.txt" in manifest["files"]]
         boosters = {
-            o: lgb.Booster(model_str=(directory / f"booster_{o}.txt").read_text()) for o in OUTCOMES
+            o: lgb.Booster(model_str=(directory / f"booster_{o}.txt").read_text()) for o in heads
         }
         featurizer = ShipmentFeaturizer.from_dict(
             json.loads((directory / PIPELINE_FILE).read_text())
         )
         calibration = json.loads((directory / CALIBRATION_FILE).read_text())
-        calibrators = {o: PlattCalibrator(**calibration[o]) for o in OUTCOMES}
+        calibrators = {o: PlattCalibrator(**calibration[o]) for o in heads}
         compiled = {}
         if compile_trees:
-            for o in OUTCOMES:
+            for o in heads:
                 scorer = compile_head(
                     directory / f"booster_{o}.txt",
                     boosters[o],
@@ -258,7 +267,7 @@ class RiskModel:
     @property
     def engine(self) -> str:
         """Which code computes the trees: 'compiled' (every head) or 'lightgbm'."""
-        return "compiled" if set(self.compiled) == set(OUTCOMES) else "lightgbm"
+        return "compiled" if set(self.compiled) == set(self.outcomes) else "lightgbm"
 
     def checksums(self, directory: Path) -> dict[str, str]:
         return dict(read_manifest(Path(directory))["files"])

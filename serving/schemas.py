@@ -7,13 +7,13 @@ schema. Responses are plain pydantic models (BentoML serialises them as JSON).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from shiprisk.data.catalogs import Tracking
 from shiprisk.data.contract import ShipmentRequest
-from shiprisk.data.outcomes import EVENT_KEYS
+from shiprisk.data.outcomes import EVENT_KEYS, EVENTS
 from shiprisk.decisions.costs import Constraints, SellerCosts
 
 HARD_MAX_BATCH = 10_000
@@ -40,38 +40,55 @@ class BatchRequest(BaseModel):
     shipments: list[ScoreRequest] = Field(min_length=1, max_length=HARD_MAX_BATCH)
 
 
-class ChannelScore(BaseModel):
-    channel_id: str
-    name: str | None = None
-    carrier: str | None = None
-    requested: bool = Field(description="the request named this channel")
-    eligible: bool
-    ineligible_reasons: list[str] = []
-    allowed: bool = Field(description="eligible and within the seller's constraints")
-    blocked_reasons: list[str] = []
-    p_loss: float = Field(ge=0, le=1)
-    p_reject: float = Field(ge=0, le=1)
-    price_usd: float | None = None
-    premium_usd: float | None = None
-    insure: bool
-    expected_cost_usd: float | None = None
-    expected_cost_uninsured_usd: float | None = None
-    transit_days: float | None = None
-    tracking: Tracking | None = None
+def _probabilities() -> dict[str, Any]:
+    """One ``p_<event>`` field per event of the outcome spec (``data/outcomes.py``)."""
+    return {
+        o.probability: (
+            float,
+            Field(
+                ge=0, le=1, description=f"Probability the parcel ends {o.label}: {o.description}"
+            ),
+        )
+        for o in EVENTS
+    }
 
 
-class Recommendation(BaseModel):
-    channel_id: str
-    insure: bool
-    p_loss: float
-    p_reject: float
-    price_usd: float
-    premium_usd: float | None
-    expected_cost_usd: float
-    cheapest_channel_id: str | None
-    saving_vs_cheapest_usd: float | None = Field(
-        description="expected cost of the cheapest eligible channel minus the recommendation's"
-    )
+ChannelScore = create_model(
+    "ChannelScore",
+    channel_id=(str, ...),
+    name=(str | None, None),
+    carrier=(str | None, None),
+    requested=(bool, Field(description="the request named this channel")),
+    eligible=(bool, ...),
+    ineligible_reasons=(list[str], []),
+    allowed=(bool, Field(description="eligible and within the seller's constraints")),
+    blocked_reasons=(list[str], []),
+    **_probabilities(),
+    price_usd=(float | None, None),
+    premium_usd=(float | None, None),
+    insure=(bool, ...),
+    expected_cost_usd=(float | None, None),
+    expected_cost_uninsured_usd=(float | None, None),
+    transit_days=(float | None, None),
+    tracking=(Tracking | None, None),
+)
+
+Recommendation = create_model(
+    "Recommendation",
+    channel_id=(str, ...),
+    insure=(bool, ...),
+    **_probabilities(),
+    price_usd=(float, ...),
+    premium_usd=(float | None, ...),
+    expected_cost_usd=(float, ...),
+    cheapest_channel_id=(str | None, ...),
+    saving_vs_cheapest_usd=(
+        float | None,
+        Field(
+            description="expected cost of the cheapest eligible channel minus the recommendation's"
+        ),
+    ),
+)
 
 
 class Reason(BaseModel):
@@ -95,8 +112,8 @@ class ModelRef(BaseModel):
 
 class ScoreResponse(BaseModel):
     order_id: str
-    channels: list[ChannelScore]
-    recommendation: Recommendation | None
+    channels: list[ChannelScore]  # type: ignore[valid-type]
+    recommendation: Recommendation | None  # type: ignore[valid-type]
     no_recommendation_reason: str | None = None
     reasons: list[Reason]
     actions: list[Action]

@@ -1,14 +1,15 @@
 """In-process scoring of one shipment: features, model, policy, reasons, actions.
 
-This is the request path behind ``POST /score``. It never builds a DataFrame: the request
-becomes one plain dict, the pipeline's fast path encodes it on every candidate channel,
-LightGBM scores the float array on one thread, and the vectorised policy decides.
+This is the request path behind ``POST /score`` and ``POST /score_batch``: the requests
+become plain dicts and go through the one scoring path (``decisions/scoring.py``); this module
+only turns its arrays into answers (rows, recommendation, reasons, actions, warnings). One
+shipment never builds a DataFrame.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,13 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from shiprisk.data.catalogs import TRACKING_NAMES, Catalog, load_catalog
-from shiprisk.data.contract import SHIPMENT_FIELDS, CandidateChannel
+from shiprisk.data.contract import SHIPMENT_FIELDS
+from shiprisk.data.outcomes import EVENTS
 from shiprisk.decisions.actions import mitigations
-from shiprisk.decisions.candidates import (
-    candidate_carriers,
-    candidates_for_shipment,
-    ineligibility_reasons,
-)
+from shiprisk.decisions.candidates import ineligibility_reasons
 from shiprisk.decisions.costs import SellerCosts, resolve_costs
-from shiprisk.decisions.policy import blocked_reasons, decide
+from shiprisk.decisions.policy import blocked_reasons
+from shiprisk.decisions.scoring import Scored, score
 from shiprisk.models.risk_model import RiskModel
 from shiprisk.serving import explain as explain_mod
 from shiprisk.serving.schemas import (
@@ -75,46 +74,73 @@ class Scorer:
 
     # -- the request path -------------------------------------------------------------------
     def score(self, request: ScoreRequest, *, with_reasons: bool = True) -> ScoreResponse:
-        fields = request.__dict__  # pydantic keeps validated field values here
-        record = {f: fields[f] for f in SHIPMENT_FIELDS}
-        costs = resolve_costs(self.costs, request.costs)
+        """One shipment: the scoring path's single-shipment fast path."""
+        return self.score_many([request], with_reasons=with_reasons)[0]
+
+    def score_many(
+        self, requests: Sequence[ScoreRequest], *, with_reasons: bool = True
+    ) -> list[ScoreResponse]:
+        """Several shipments, one call to the scoring path per distinct costs/constraints
+        (usually one: a batch shares them), answers in request order."""
+        groups: dict[str, list[int]] = {}
+        for i, r in enumerate(requests):
+            key = "" if r.costs is None and r.constraints is None else _settings_key(r)
+            groups.setdefault(key, []).append(i)
+        out: list[ScoreResponse | None] = [None] * len(requests)
+        for members in groups.values():
+            batch = [requests[i] for i in members]
+            for i, answer in zip(members, self._score_group(batch, with_reasons), strict=True):
+                out[i] = answer
+        return out  # type: ignore[return-value]
+
+    def _score_group(self, requests: list[ScoreRequest], with_reasons: bool) -> list[ScoreResponse]:
+        records = [{f: r.__dict__[f] for f in SHIPMENT_FIELDS} for r in requests]
+        costs = resolve_costs(self.costs, requests[0].costs)
+        scored = score(
+            self.model,
+            self.catalog,
+            records,
+            costs,
+            candidates=[r.candidates for r in requests],
+            chosen=[r.channel_id for r in requests],
+            constraints=requests[0].constraints,
+            num_threads=1,
+        )
+        return [
+            self._answer(r, record, scored, i, with_reasons)
+            for i, (r, record) in enumerate(zip(requests, records, strict=True))
+        ]
+
+    def _answer(
+        self,
+        request: ScoreRequest,
+        record: dict[str, Any],
+        scored: Scored,
+        i: int,
+        with_reasons: bool,
+    ) -> ScoreResponse:
         warnings = self._warnings(record, request)
-        candidates = request.candidates
-        if candidates is None and request.channel_id is not None:
-            _, eligible_ids = candidates_for_shipment(self.catalog, record, costs)
-            extra = [] if request.channel_id in eligible_ids else [request.channel_id]
-            ids = [*eligible_ids, *extra]
-            candidates = [CandidateChannel(channel_id=c) for c in ids]
-        table, ids = candidates_for_shipment(self.catalog, record, costs, candidates)
+        ids = scored.ids_of(i)
         if not ids:
             return self._empty(request, warnings, "no channel in the catalog accepts this shipment")
-
-        X = self.model.featurizer.encode_channels(record, ids)
-        p_loss, p_reject = self.model.predict_matrix(X, num_threads=1)
-        limits = request.constraints
-        needs_carriers = limits is not None and limits.allowed_carriers is not None
-        carriers = candidate_carriers(self.catalog, table.channel_index) if needs_carriers else None
-        decision = decide(
-            table, p_loss[None, :], p_reject[None, :], costs, request.constraints, carriers
-        )
+        k = len(ids)
+        table, decision = scored.table, scored.decision
         requested = {request.channel_id} | {c.channel_id for c in request.candidates or ()}
-        refused = (
-            ineligibility_reasons(self.catalog, record, ids) if not table.eligible.all() else {}
-        )
-        blocked = decision.blocked[0].tolist()
+        eligible = table.eligible[i, :k].tolist()
+        refused = ineligibility_reasons(self.catalog, record, ids) if not all(eligible) else {}
+        blocked = decision.blocked[i, :k].tolist()
         # Whole rows to Python lists once: indexing numpy scalars per field is slow.
-        eligible = table.eligible[0].tolist()
-        allowed = decision.allowed[0].tolist()
-        insure = decision.insure[0].tolist()
-        tracking = table.tracking_level[0].tolist()
-        loss, reject = p_loss.tolist(), p_reject.tolist()
+        allowed = decision.allowed[i, :k].tolist()
+        insure = decision.insure[i, :k].tolist()
+        tracking = table.tracking_level[i, :k].tolist()
+        probs = {o.probability: scored.probs[o.key][i, :k].tolist() for o in EVENTS}
         price, premium, transit = (
-            _nums(a[0]) for a in (table.price_usd, table.premium_usd, table.transit_days)
+            _nums(a[i, :k]) for a in (table.price_usd, table.premium_usd, table.transit_days)
         )
-        expected = _nums(decision.expected_cost[0])
-        uninsured = _nums(decision.expected_cost_uninsured[0])
+        expected = _nums(decision.expected_cost[i, :k])
+        uninsured = _nums(decision.expected_cost_uninsured[i, :k])
         rows = []
-        for k, cid in enumerate(ids):
+        for j, cid in enumerate(ids):
             ch = self._channel(cid)
             rows.append(
                 {
@@ -122,48 +148,49 @@ class Scorer:
                     "name": ch.name if ch else None,
                     "carrier": ch.carrier if ch else None,
                     "requested": cid in requested,
-                    "eligible": eligible[k],
+                    "eligible": eligible[j],
                     "ineligible_reasons": refused.get(cid, []),
-                    "allowed": allowed[k],
-                    "blocked_reasons": blocked_reasons(blocked[k]),
-                    "p_loss": loss[k],
-                    "p_reject": reject[k],
-                    "price_usd": price[k],
-                    "premium_usd": premium[k],
-                    "insure": insure[k],
-                    "expected_cost_usd": expected[k],
-                    "expected_cost_uninsured_usd": uninsured[k],
-                    "transit_days": transit[k],
-                    "tracking": TRACKING_NAMES[tracking[k]] if ch else None,
+                    "allowed": allowed[j],
+                    "blocked_reasons": blocked_reasons(blocked[j]),
+                    **{name: values[j] for name, values in probs.items()},
+                    "price_usd": price[j],
+                    "premium_usd": premium[j],
+                    "insure": insure[j],
+                    "expected_cost_usd": expected[j],
+                    "expected_cost_uninsured_usd": uninsured[j],
+                    "transit_days": transit[j],
+                    "tracking": TRACKING_NAMES[tracking[j]] if ch else None,
                 }
             )
         channels = _CHANNEL_LIST.validate_python(rows)  # one pydantic-core call for all rows
-        rec = int(decision.recommended[0])
+        rec = int(decision.recommended[i])
         if rec < 0:
-            return self._empty(request, warnings, str(decision.reasons[0]), channels)
-        cheap = int(decision.cheapest[0])
+            return self._empty(request, warnings, str(decision.reasons[i]), channels)
+        cheap = int(decision.cheapest[i])
         best = channels[rec]
         recommendation = Recommendation(
             channel_id=best.channel_id,
             insure=best.insure,
-            p_loss=best.p_loss,
-            p_reject=best.p_reject,
+            **{o.probability: getattr(best, o.probability) for o in EVENTS},
             price_usd=best.price_usd or 0.0,
             premium_usd=best.premium_usd,
             expected_cost_usd=best.expected_cost_usd or 0.0,
             cheapest_channel_id=ids[cheap] if cheap >= 0 else None,
-            saving_vs_cheapest_usd=_num(decision.saving_vs_cheapest_usd[0]),
+            saving_vs_cheapest_usd=_num(decision.saving_vs_cheapest_usd[i]),
         )
-        reasons = (
-            [Reason(**r.__dict__) for r in self.explain(record, best.channel_id, X[rec])]
-            if with_reasons
-            else []
-        )
+        reasons = []
+        if with_reasons:
+            x = (
+                scored.X[rec]
+                if scored.X is not None
+                else self.model.featurizer.encode_channels(record, [best.channel_id])[0]
+            )
+            reasons = [Reason(**r.__dict__) for r in self.explain(record, best.channel_id, x)]
         actions = mitigations(
             record,
             destination=self.catalog.destination_by_country.get(record["destination_country"]),
             recommended_channel=self._channel(best.channel_id),
-            value_usd=float(table.value_usd[0]),
+            value_usd=float(table.value_usd[i]),
         )
         return ScoreResponse(
             order_id=request.order_id,
@@ -224,6 +251,13 @@ class Scorer:
             warnings=[*warnings, f"no recommendation: {reason}"],
             model=self.ref,
         )
+
+
+def _settings_key(request: ScoreRequest) -> str:
+    """Requests with equal cost overrides and constraints are decided together."""
+    costs = request.costs.model_dump_json(exclude_unset=True) if request.costs else ""
+    limits = request.constraints.model_dump_json() if request.constraints else ""
+    return f"{costs}|{limits}"
 
 
 def _nums(values: Any) -> list[float | None]:

@@ -87,9 +87,7 @@ class ShipRisk:
                 },
                 status_code=413,
             )
-        return BatchResponse(
-            results=[self.scorer.score(s) for s in batch.shipments], model=self.ref
-        )
+        return BatchResponse(results=self.scorer.score_many(batch.shipments), model=self.ref)
 
 
 # Outermost first: refuse unauthenticated calls before reading any body, then oversized bodies.

@@ -73,6 +73,18 @@ def champion_model(trained, session_home: Path):
     return RiskModel.load(path)
 
 
+@pytest.fixture(scope="session")
+def scorer(champion_model):
+    """The in-process request path over the session champion."""
+    from shiprisk.data.catalogs import load_catalog
+    from shiprisk.decisions.costs import SellerCosts
+    from shiprisk.serving.schemas import ModelRef
+    from shiprisk.serving.scorer import Scorer
+
+    ref = ModelRef(name="shiprisk-risk", version="test", digest="test")
+    return Scorer(champion_model, ref, load_catalog(), SellerCosts())
+
+
 def free_port() -> int:
     import socket
 

@@ -19,7 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "data": set(),
     "features": {"data"},
     "models": {"data", "features"},
-    "decisions": {"data"},
+    "decisions": {"data", "features", "models"},
     "training": {"data", "features", "models", "decisions"},
     "serving": {"data", "features", "models", "decisions"},
 }
@@ -72,6 +72,21 @@ def test_each_stage_imports_only_lower_layers(stage: str) -> None:
     for path in _modules(stage):
         found += import_violations(stage, path.read_text(), str(path.relative_to(REPO)))
     assert not found, "\n".join(found)
+
+
+MODEL_FREE = (
+    "decisions/costs.py",
+    "decisions/candidates.py",
+    "decisions/policy.py",
+    "decisions/actions.py",
+)
+
+
+def test_the_decision_policy_needs_no_model() -> None:
+    """Only the scoring path (decisions/scoring.py) joins the model and the policy."""
+    for rel in MODEL_FREE:
+        found = [s for _, s in _imported_stages(ast.parse((REPO / rel).read_text()))]
+        assert set(found) <= {"data", "decisions"}, (rel, found)
 
 
 def test_the_import_check_catches_a_serving_import_in_training() -> None:

@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 
 from shiprisk.data.catalogs import TRACKING_LEVELS, Catalog, load_catalog
-from shiprisk.decisions.candidates import build_candidates, frame_arrays
+from shiprisk.data.outcomes import EVENT_KEYS
+from shiprisk.decisions.candidates import frame_arrays
 from shiprisk.decisions.costs import SellerCosts
 from shiprisk.decisions.policy import decide
+from shiprisk.decisions.scoring import score
 from shiprisk.models.risk_model import RiskModel
 
 
@@ -41,25 +43,17 @@ def evaluate_decisions(
 
     catalog = catalog or load_catalog()
     costs = costs or SellerCosts()
-    table = build_candidates(catalog, **frame_arrays(catalog, frame), costs=costs)
+    keep = catalog.eligible(**frame_arrays(catalog, frame)).any(axis=1)
+    frame = frame[keep].reset_index(drop=True)
+    # The one scoring path: our probabilities on every eligible pair, and our decision.
+    scored = score(model, catalog, frame, costs, num_threads=0)
+    table, ours = scored.table, scored.decision
     eligible = table.eligible
-    keep = eligible.any(axis=1)
-    frame, table = frame[keep].reset_index(drop=True), table.take(rows=np.flatnonzero(keep))
-    eligible = table.eligible
-    n, k = eligible.shape
+    n = len(eligible)
 
-    truth = counterfactual_probabilities(frame, catalog=catalog)
-    true_loss, true_reject = np.nan_to_num(truth["p_loss"]), np.nan_to_num(truth["p_reject"])
-
-    # Model probabilities for every (shipment, channel) pair, one vectorised pass.
-    rows = np.repeat(np.arange(n), k)
-    channels = np.tile(np.asarray(catalog.channel_ids, dtype=object), n)
-    X = model.featurizer.transform(frame.iloc[rows], channel_ids=channels)
-    p_loss, p_reject = (p.reshape(n, k) for p in model.predict_matrix(X))
-
-    oracle = decide(table, true_loss, true_reject, costs)
-    ours = decide(table, p_loss, p_reject, costs)
-    true = decide(table, true_loss, true_reject, costs)  # true costs, insured and not
+    counterfactual = counterfactual_probabilities(frame, catalog=catalog)
+    truth = {o: np.nan_to_num(counterfactual[f"p_{o}"]) for o in EVENT_KEYS}
+    oracle = true = decide(table, truth, costs)  # true costs of every choice, insured and not
     insured_cost = np.where(
         np.isnan(true.expected_cost_insured), np.inf, true.expected_cost_insured
     )

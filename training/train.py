@@ -157,7 +157,7 @@ def train(
             early_stopping_share=config.early_stopping_share,
         )
         X_test = model.featurizer.transform(splits.test)
-        probs = dict(zip(OUTCOMES, model.predict_matrix(X_test), strict=True))
+        probs = model.predict_matrix(X_test)
         results = {"model": evaluate_frame(splits.test, probs, priors=priors)}
         if with_baseline:
             baseline = fit_baseline(model, splits, config)

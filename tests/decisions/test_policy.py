@@ -107,7 +107,7 @@ def test_expected_cost_refund_matches_hand_computation():
     # uninsured = 10 + .05*168 + .1*150 + 0.1*12 = 34.6
     # payout = 0.9*min(200-40, 1000) = 144; .05*144 = 7.2 > premium 2 -> insure
     # insured = 34.6 + 2 - 7.2 = 29.4
-    d = decide(one_channel(), np.array([[0.05]]), np.array([[0.1]]), HAND_COSTS)
+    d = decide(one_channel(), {"loss": np.array([[0.05]]), "reject": np.array([[0.1]])}, HAND_COSTS)
     assert d.expected_cost_uninsured[0, 0] == pytest.approx(34.6)
     assert d.expected_cost_insured[0, 0] == pytest.approx(29.4)
     assert d.insure[0, 0]
@@ -120,7 +120,7 @@ def test_expected_cost_reship_matches_hand_computation():
     # loss = 0.4*200 + 10 - 0.8*40 = 58; reject = 0.6*10 + 0.3*0.4*200 + 10 = 40
     # uninsured = 10 + .05*58 + .1*40 + 1.2 = 18.1; insured = 18.1 + 2 - 7.2 = 12.9
     costs = HAND_COSTS.model_copy(update={"reship_policy": "reship"})
-    d = decide(one_channel(), np.array([[0.05]]), np.array([[0.1]]), costs)
+    d = decide(one_channel(), {"loss": np.array([[0.05]]), "reject": np.array([[0.1]])}, costs)
     assert d.expected_cost_uninsured[0, 0] == pytest.approx(18.1)
     assert d.expected_cost[0, 0] == pytest.approx(12.9)
 
@@ -129,8 +129,7 @@ def test_value_below_carrier_liability_is_never_insured():
     # V=30 < liability 40: nothing for insurance to pay; loss = 30 - 0.8*30 = 6
     d = decide(
         one_channel(value_usd=30.0, premium_usd=0.01),
-        np.array([[0.5]]),
-        np.array([[0.0]]),
+        {"loss": np.array([[0.5]]), "reject": np.array([[0.0]])},
         HAND_COSTS,
     )
     assert not d.insure[0, 0]
@@ -186,7 +185,7 @@ def test_insure_flips_exactly_at_break_even_value(channel, p_loss, risk_aversion
     t = table([record(declared_value=v) for v in values], costs)
     k = IDS.index(channel)
     p = np.full(t.shape, p_loss)
-    d = decide(t, p, np.zeros(t.shape), costs)
+    d = decide(t, {"loss": p, "reject": np.zeros(t.shape)}, costs)
     assert t.eligible[:, k].all()
     assert d.insure[:, k].tolist() == [False, True]
     # The insured option is cheaper in expectation exactly when risk-neutral insuring pays.
@@ -201,7 +200,7 @@ def test_premium_minimum_and_cover_limit_respected():
     assert t.premium_usd[0, k] == pytest.approx(1.0)  # 0.3 USD by rate -> minimum
     assert t.premium_usd[1, k] == pytest.approx(0.015 * 1000)  # charged on the cover only
     p_loss = np.full(t.shape, 0.2)
-    d = decide(t, p_loss, np.zeros(t.shape), SellerCosts())
+    d = decide(t, {"loss": p_loss, "reject": np.zeros(t.shape)}, SellerCosts())
     gap = d.expected_cost_insured[1, k] - d.expected_cost_uninsured[1, k]
     assert gap == pytest.approx(15.0 - 0.2 * 0.9 * 1000)  # payout capped at the cover
     assert d.insure[1, k]
@@ -218,12 +217,14 @@ def test_premium_minimum_and_cover_limit_respected():
 def test_excluded_destination_or_goods_get_no_insurance(overrides, costs):
     t = table([record(declared_value=900.0, **overrides)], costs)
     assert t.eligible.any()
-    d = decide(t, np.full(t.shape, 0.5), np.zeros(t.shape), costs)
+    d = decide(t, {"loss": np.full(t.shape, 0.5), "reject": np.zeros(t.shape)}, costs)
     assert not t.insurable.any() and np.isnan(t.premium_usd).all()
     assert not d.insure.any()
     # The same shipment elsewhere / with other goods is insured at this loss rate.
     control = table([record(declared_value=900.0)], costs)
-    assert decide(control, np.full(control.shape, 0.5), np.zeros(control.shape), costs).insure.any()
+    assert decide(
+        control, {"loss": np.full(control.shape, 0.5), "reject": np.zeros(control.shape)}, costs
+    ).insure.any()
 
 
 def test_documents_insurable_when_setting_cleared():
@@ -260,7 +261,10 @@ def test_p_reject_never_makes_insurance_look_better(
     low = np.full(t.shape, p_reject)
     high = np.full(t.shape, min(1.0, p_reject + extra))
     pl = np.full(t.shape, p_loss)
-    d_low, d_high = decide(t, pl, low, costs), decide(t, pl, high, costs)
+    d_low, d_high = (
+        decide(t, {"loss": pl, "reject": low}, costs),
+        decide(t, {"loss": pl, "reject": high}, costs),
+    )
     assert not (d_high.insure & ~d_low.insure).any()  # never False -> True
     gap_low = d_low.expected_cost_insured - d_low.expected_cost_uninsured
     gap_high = d_high.expected_cost_insured - d_high.expected_cost_uninsured
@@ -286,7 +290,7 @@ def test_constraints_remove_the_cheapest_and_recommendation_follows():
     p_reject = np.full(t.shape, 0.01)
     costs = SellerCosts()
     carriers = candidate_carriers(CATALOG, t.channel_index)
-    free = decide(t, p_loss, p_reject, costs)
+    free = decide(t, {"loss": p_loss, "reject": p_reject}, costs)
     r0 = int(free.recommended[0])
     assert (
         r0 == int(free.cheapest[0]) == IDS.index("cnpost_untracked")
@@ -301,7 +305,7 @@ def test_constraints_remove_the_cheapest_and_recommendation_follows():
         ),
     ]
     for constraints, ok in cases:
-        d = decide(t, p_loss, p_reject, costs, constraints, carriers)
+        d = decide(t, {"loss": p_loss, "reject": p_reject}, costs, constraints, carriers)
         r1 = int(d.recommended[0])
         assert r1 != r0 and not d.allowed[0, r0], constraints
         assert r1 == brute_force(t, d, ok), constraints
@@ -317,12 +321,14 @@ def test_max_price_removes_the_recommendation():
     t = table([record(declared_value=1500.0, weight_kg=0.5)])
     p_loss = risk_by_tracking(t, 0.2, 0.1, 0.002)
     p_reject = np.full(t.shape, 0.02)
-    free = decide(t, p_loss, p_reject, SellerCosts())
+    free = decide(t, {"loss": p_loss, "reject": p_reject}, SellerCosts())
     r0 = int(free.recommended[0])
     assert r0 != free.cheapest[0] and free.saving_vs_cheapest_usd[0] > 0
     # ... until the seller caps the price below it.
     cap = float(t.price_usd[0, r0]) - 0.01
-    d = decide(t, p_loss, p_reject, SellerCosts(), Constraints(max_price_usd=cap))
+    d = decide(
+        t, {"loss": p_loss, "reject": p_reject}, SellerCosts(), Constraints(max_price_usd=cap)
+    )
     r1 = int(d.recommended[0])
     assert r1 != r0 and t.price_usd[0, r1] <= cap
     assert r1 == brute_force(t, d, lambda k: t.price_usd[0, k] <= cap)
@@ -338,7 +344,7 @@ def test_ineligible_channel_is_never_recommended():
     p_loss = np.full(t.shape, 0.3)
     p_loss[0, refused] = 0.0
     t.price_usd[0, refused] = 0.01  # even at a give-away (hypothetical) price
-    d = decide(t, p_loss, np.zeros(t.shape), SellerCosts())
+    d = decide(t, {"loss": p_loss, "reject": np.zeros(t.shape)}, SellerCosts())
     assert d.recommended[0] not in refused and d.cheapest[0] not in refused
     assert t.eligible[0, d.recommended[0]]
     assert blocked_reasons(int(d.blocked[0, refused[0]])) == ["not eligible for this shipment"]
@@ -348,7 +354,13 @@ def test_no_allowed_candidate_gives_no_recommendation_and_a_reason():
     t = table([record(), record(weight_kg=300.0)])  # second: too heavy for every channel
     p = np.full(t.shape, 0.01)
     carriers = candidate_carriers(CATALOG, t.channel_index)
-    d = decide(t, p, p, SellerCosts(), Constraints(allowed_carriers=("nobody",)), carriers)
+    d = decide(
+        t,
+        {"loss": p, "reject": p},
+        SellerCosts(),
+        Constraints(allowed_carriers=("nobody",)),
+        carriers,
+    )
     assert d.recommended.tolist() == [-1, -1]
     assert d.cheapest[0] >= 0 and d.cheapest[1] == -1
     assert np.isnan(d.saving_vs_cheapest_usd).all()
@@ -359,11 +371,11 @@ def test_no_allowed_candidate_gives_no_recommendation_and_a_reason():
     assert (d.blocked[0][t.eligible[0]] == BLOCK_CARRIER).all()
     assert (d.blocked[1] & BLOCK_INELIGIBLE).all()
     # Unscored (NaN risk) and empty candidate sets do not crash either.
-    d = decide(t, np.full(t.shape, np.nan), p, SellerCosts())
+    d = decide(t, {"loss": np.full(t.shape, np.nan), "reject": p}, SellerCosts())
     assert d.recommended.tolist() == [-1, -1]
     assert d.reasons[0] == "no eligible channel has a risk estimate and a price"
     empty = t.take(cols=np.array([], dtype=int))
-    d = decide(empty, np.zeros((2, 0)), np.zeros((2, 0)), SellerCosts())
+    d = decide(empty, {"loss": np.zeros((2, 0)), "reject": np.zeros((2, 0))}, SellerCosts())
     assert d.recommended.tolist() == [-1, -1] and d.reasons[0] == NO_RECOMMENDATION_REASONS[1]
 
 
@@ -371,7 +383,7 @@ def test_allowed_carriers_without_carriers_is_an_error():
     t = table([record()])
     p = np.zeros(t.shape)
     with pytest.raises(ValueError, match="carriers"):
-        decide(t, p, p, SellerCosts(), Constraints(allowed_carriers=("dhl",)))
+        decide(t, {"loss": p, "reject": p}, SellerCosts(), Constraints(allowed_carriers=("dhl",)))
 
 
 # -- batch == row by row ----------------------------------------------------------------------
@@ -416,13 +428,19 @@ def test_batch_equals_row_by_row():
     p_loss = rng.uniform(0, 0.2, batch.shape)
     p_reject = rng.uniform(0, 0.3, batch.shape)
     carriers = candidate_carriers(CATALOG, batch.channel_index)
-    d = decide(batch, p_loss, p_reject, costs, constraints, carriers)
+    d = decide(batch, {"loss": p_loss, "reject": p_reject}, costs, constraints, carriers)
     assert (d.recommended >= 0).sum() > 100 and (d.recommended == -1).any()  # both paths used
     assert d.insure.any() and not d.insure.all()
     for i, rec in enumerate(records):
         row = table([rec], costs)
         assert_same(row, batch.take(i))
-        di = decide(row, p_loss[i : i + 1], p_reject[i : i + 1], costs, constraints, carriers)
+        di = decide(
+            row,
+            {"loss": p_loss[i : i + 1], "reject": p_reject[i : i + 1]},
+            costs,
+            constraints,
+            carriers,
+        )
         for name in (
             "insure",
             "expected_cost",
@@ -464,7 +482,7 @@ def test_listed_candidates_quotes_and_unknown_channel():
     assert t.eligible[0].tolist() == [True, False, True, False]
     # Quoted premium makes insurance possible where the channel has none (cover = value).
     assert t.insurable[0, 2] and t.premium_usd[0, 2] == 0.5 and math.isinf(t.max_cover_usd[0, 2])
-    d = decide(t, np.full(t.shape, 0.05), np.zeros(t.shape), costs)
+    d = decide(t, {"loss": np.full(t.shape, 0.05), "reject": np.zeros(t.shape)}, costs)
     assert d.recommended[0] in (0, 2) and d.insure[0, 2]
     reasons = ineligibility_reasons(CATALOG, record(), ids)
     assert set(reasons) == {"no_such_channel", "tnt_economy"}

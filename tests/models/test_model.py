@@ -42,7 +42,7 @@ def test_renormalisation_keeps_the_sum_below_one(champion_model) -> None:
     try:
         for c in champion_model.calibrators.values():
             c.b += 8.0
-        p_loss, p_reject = champion_model.predict_matrix(X)
+        p_loss, p_reject = champion_model.predict_matrix(X).values()
         assert (p_loss + p_reject <= 1.0).all()
         assert p_loss[0] > 0.3 and p_reject[0] > 0.3
     finally:
@@ -101,8 +101,8 @@ def test_compiled_trees_reproduce_lightgbm(champion_model, sim_frame, tmp_path) 
         )
     for threads in (1, 2):
         for got, want in zip(
-            compiled.predict_matrix(X, num_threads=threads),
-            champion_model.predict_matrix(X, num_threads=1),
+            compiled.predict_matrix(X, num_threads=threads).values(),
+            champion_model.predict_matrix(X, num_threads=1).values(),
             strict=True,
         ):
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
@@ -147,7 +147,7 @@ def test_a_missing_manifest_is_refused(champion_model, tmp_path) -> None:
 def test_online_and_batch_paths_give_the_same_probabilities(champion_model, sim_frame) -> None:
     rows = sim_frame.iloc[100:400]
     batch = champion_model.predict_frame(rows)
-    online = champion_model.predict_records(rows.to_dict(orient="records"))
+    online = list(champion_model.predict_records(rows.to_dict(orient="records")).values())
     np.testing.assert_allclose(batch["p_loss"], online[0], rtol=0, atol=1e-12)
     assert batch["p_reject"].to_numpy() == pytest.approx(online[1], abs=1e-12)
 
@@ -181,7 +181,7 @@ def _gain(splits, drop: tuple[str, ...] = ()) -> dict[str, float]:
         for field in drop:
             frame[field] = splits.train[field].iloc[0]
     model = RiskModel.fit(train, cal, config.lightgbm, early_stopping_share=0.15)
-    p_loss, p_reject = model.predict_matrix(model.featurizer.transform(test))
+    p_loss, p_reject = model.predict_matrix(model.featurizer.transform(test)).values()
     priors = {
         "loss": float((train.outcome == "lost").mean()),
         "reject": float((train.outcome == "rejected").mean()),

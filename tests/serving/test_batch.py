@@ -29,18 +29,18 @@ from shiprisk.cli import app
 from shiprisk.data.catalogs import load_catalog
 from shiprisk.data.contract import OPEN_FIELDS
 from shiprisk.data.validation import DUPLICATE_ID
-from shiprisk.decisions.candidates import candidates_for_shipment, frame_arrays, shipment_arrays
+from shiprisk.decisions.candidates import (
+    UNKNOWN_CHANNEL_REASON,
+    candidates_for_shipment,
+    frame_arrays,
+    shipment_arrays,
+)
 from shiprisk.decisions.costs import SellerCosts
 from shiprisk.decisions.policy import decide
-from shiprisk.serving import batch
-from shiprisk.serving.batch import (
-    OUTPUT_COLUMNS,
-    UNKNOWN_CHANNEL_REASON,
-    BatchError,
-    SqlTable,
-    champion_model_dir,
-    score_open,
-)
+from shiprisk.serving import batch_write
+from shiprisk.serving.batch import champion_model_dir, score_open
+from shiprisk.serving.batch_chunks import OUTPUT_COLUMNS
+from shiprisk.serving.batch_read import BatchError, SqlTable
 
 N_ROWS = 2_400
 CHUNK = 500
@@ -188,8 +188,10 @@ def test_same_policy_and_scores_as_online(files, open_data, champion_model, tmp_
     for pos, rec in zip(positions, records, strict=True):
         row = out.iloc[pos]
         table, ids = candidates_for_shipment(catalog, rec, costs)
-        pl, pj = champion_model.predict_matrix(champion_model.featurizer.encode_channels(rec, ids))
-        d = decide(table, pl[None, :], pj[None, :], costs)
+        pl, pj = champion_model.predict_matrix(
+            champion_model.featurizer.encode_channels(rec, ids)
+        ).values()
+        d = decide(table, {"loss": pl[None, :], "reject": pj[None, :]}, costs)
         best = int(d.recommended[0])
         assert row["recommended_channel_id"] == ids[best]
         np.testing.assert_allclose(row["recommended_expected_cost_usd"], d.expected_cost[0, best])
@@ -198,8 +200,8 @@ def test_same_policy_and_scores_as_online(files, open_data, champion_model, tmp_
         chosen = [{"channel_id": rec["channel_id"]}]
         table, _ = candidates_for_shipment(catalog, rec, costs, chosen)
         X = champion_model.featurizer.encode_channels(rec, [rec["channel_id"]])
-        cl, cj = champion_model.predict_matrix(X)
-        dc = decide(table, cl[None, :], cj[None, :], costs)
+        cl, cj = champion_model.predict_matrix(X).values()
+        dc = decide(table, {"loss": cl[None, :], "reject": cj[None, :]}, costs)
         np.testing.assert_allclose([row["p_loss"], row["p_reject"]], [cl[0], cj[0]], rtol=1e-12)
         np.testing.assert_allclose(row["expected_cost_usd"], dc.expected_cost[0, 0], rtol=1e-12)
         np.testing.assert_allclose(
@@ -339,7 +341,7 @@ def test_disk_full_leaves_nothing_and_rerun_is_identical(
     before = sha256(files["parquet"])
     out_dir = tmp_path / "out"
     out = out_dir / "scores.parquet"
-    original = batch.ParquetSink.write
+    original = batch_write.ParquetSink.write
     calls = []
 
     def write_then_fail(self, chunk):
@@ -348,7 +350,7 @@ def test_disk_full_leaves_nothing_and_rerun_is_identical(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         original(self, chunk)
 
-    monkeypatch.setattr(batch.ParquetSink, "write", write_then_fail)
+    monkeypatch.setattr(batch_write.ParquetSink, "write", write_then_fail)
     with pytest.raises(OSError) as info:
         run(files["parquet"], out, model_dir)
     assert info.value.errno == errno.ENOSPC

@@ -24,7 +24,7 @@ from shiprisk.data.catalogs import load_catalog
 from shiprisk.data.contract import GOODS_CATEGORIES, SHIPMENT_FIELDS, SPECS
 from shiprisk.data.validation import describe_validation_error
 from shiprisk.decisions.costs import Constraints, SellerCosts
-from shiprisk.serving.schemas import ModelRef, ScoreRequest
+from shiprisk.serving.schemas import ScoreRequest
 from shiprisk.serving.scorer import Scorer
 
 CATALOG = load_catalog()
@@ -38,12 +38,6 @@ SETTINGS = settings(
 
 FEW = settings(SETTINGS, max_examples=12)
 """Per parametrized field: every field gets its own broken values."""
-
-
-@pytest.fixture(scope="module")
-def scorer(champion_model) -> Scorer:
-    ref = ModelRef(name="shiprisk-risk", version="test", digest="test")
-    return Scorer(champion_model, ref, CATALOG, SellerCosts())
 
 
 # -- valid requests -----------------------------------------------------------------------------

@@ -9,18 +9,7 @@ import pandas as pd
 import pytest
 
 from shiprisk.data.contract import SHIPMENT_FIELDS, example_request
-from shiprisk.serving.schemas import ModelRef, ScoreRequest
-from shiprisk.serving.scorer import Scorer
-
-
-@pytest.fixture(scope="module")
-def scorer(champion_model) -> Scorer:
-    from shiprisk.data.catalogs import load_catalog
-    from shiprisk.decisions.costs import SellerCosts
-
-    return Scorer(
-        champion_model, ModelRef(name="t", version="t", digest="t"), load_catalog(), SellerCosts()
-    )
+from shiprisk.serving.schemas import ScoreRequest
 
 
 def test_no_dataframe_is_built_on_the_request_path(scorer, monkeypatch) -> None:

@@ -24,7 +24,9 @@ def test_score_matches_the_loaded_model(api, champion_model) -> None:
     ids = [c["channel_id"] for c in data["channels"]]
     assert ids and all(c["eligible"] for c in data["channels"])
     record = {f: body[f] for f in SHIPMENT_FIELDS}
-    p_loss, p_reject = champion_model.predict_records([{**record, "channel_id": c} for c in ids])
+    p_loss, p_reject = champion_model.predict_records(
+        [{**record, "channel_id": c} for c in ids]
+    ).values()
     np.testing.assert_allclose([c["p_loss"] for c in data["channels"]], p_loss, atol=1e-12)
     np.testing.assert_allclose([c["p_reject"] for c in data["channels"]], p_reject, atol=1e-12)
     rec = data["recommendation"]

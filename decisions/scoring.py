@@ -1,0 +1,204 @@
+"""The one scoring path: shipments x candidate channels -> probabilities, costs, decision.
+
+``POST /score``, ``POST /score_batch``, ``shiprisk score-open``, the training-side decision
+evaluation and the benchmarks all call :func:`score`; none of them featurizes, predicts, fills
+the shipments x channels grid or decides on its own. Two input shapes, one result:
+
+* contract records (the online path): each shipment with its own candidate list (listed
+  channels, else the eligible ones). One shipment takes the DataFrame-free fast path (encoded
+  once, repeated per channel), bit-identical to the batch arithmetic;
+* a validated DataFrame (batch, evaluation): every catalog channel, scored where eligible
+  (plus each row's ``chosen`` channel, even when ineligible, so it can be reported).
+
+Either way the model is called once for all (shipment, channel) pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from shiprisk.data.catalogs import Catalog
+from shiprisk.data.outcomes import EVENT_KEYS
+from shiprisk.decisions.candidates import (
+    CandidateTable,
+    build_candidates,
+    candidate_carriers,
+    frame_arrays,
+    shipment_arrays,
+)
+from shiprisk.decisions.costs import Constraints, SellerCosts
+from shiprisk.decisions.policy import Decision, decide
+from shiprisk.models.risk_model import RiskModel
+
+
+@dataclass
+class Scored:
+    """The scoring path's answer for n shipments x K candidate columns."""
+
+    table: CandidateTable
+    """Eligibility, price, insurance terms, transit of every (shipment, candidate)."""
+    channel_ids: np.ndarray
+    """(n, K) object: the candidate in each column ('' where a shipment has fewer)."""
+    probs: dict[str, np.ndarray]
+    """(n, K) per event of the outcome spec; NaN where not scored."""
+    decision: Decision
+    X: np.ndarray | None = None
+    """Feature rows of a single shipment's candidates (reasons need them); else None."""
+
+    def ids_of(self, i: int) -> list[str]:
+        """Shipment ``i``'s candidate ids (padding dropped)."""
+        return [c for c in self.channel_ids[i].tolist() if c]
+
+
+def score(
+    model: RiskModel,
+    catalog: Catalog,
+    shipments: Any,
+    costs: SellerCosts,
+    *,
+    candidates: Sequence[Sequence[Mapping[str, Any] | BaseModel] | None] | None = None,
+    chosen: Sequence[str | None] | None = None,
+    constraints: Constraints | None = None,
+    num_threads: int = 1,
+) -> Scored:
+    """Score ``shipments`` on their candidate channels and decide.
+
+    ``shipments``: a list of contract records (online) or a validated DataFrame (batch).
+    ``candidates`` (records only): per shipment, a list of ``CandidateChannel``-shaped
+    entries, or None for that shipment's eligible channels. ``chosen``: per shipment, the
+    seller's channel id (or None), scored even when ineligible or unknown so it can be
+    reported; it is never recommended unless eligible.
+    """
+    if hasattr(shipments, "columns"):
+        return _score_frame(model, catalog, shipments, costs, constraints, chosen, num_threads)
+    return _score_records(
+        model, catalog, list(shipments), costs, candidates, chosen, constraints, num_threads
+    )
+
+
+def _decide(
+    catalog: Catalog,
+    table: CandidateTable,
+    probs: dict[str, np.ndarray],
+    costs: SellerCosts,
+    constraints: Constraints | None,
+) -> Decision:
+    needs_carriers = constraints is not None and constraints.allowed_carriers is not None
+    carriers = candidate_carriers(catalog, table.channel_index) if needs_carriers else None
+    return decide(table, probs, costs, constraints, carriers)
+
+
+def _score_frame(
+    model: RiskModel,
+    catalog: Catalog,
+    frame: Any,
+    costs: SellerCosts,
+    constraints: Constraints | None,
+    chosen: Sequence[str | None] | None,
+    num_threads: int,
+) -> Scored:
+    ids = np.asarray(catalog.channel_ids, dtype=object)
+    n, k = len(frame), len(ids)
+    table = build_candidates(catalog, **frame_arrays(catalog, frame), costs=costs)
+    wanted = table.eligible.copy()
+    if chosen is not None:
+        index = np.fromiter(
+            (catalog.channel_index.get(c, -1) if c else -1 for c in chosen), np.int64, n
+        )
+        rows = np.flatnonzero(index >= 0)
+        wanted[rows, index[rows]] = True  # reported even when ineligible
+    pair_rows, pair_cols = np.nonzero(wanted)
+    probs = {o: np.full((n, k), np.nan) for o in EVENT_KEYS}
+    if len(pair_rows):
+        X = model.featurizer.transform_pairs(frame, pair_rows, ids[pair_cols])
+        for o, p in model.predict_matrix(X, num_threads=num_threads).items():
+            probs[o][pair_rows, pair_cols] = p
+    decision = _decide(catalog, table, probs, costs, constraints)
+    return Scored(table, np.broadcast_to(ids, (n, k)), probs, decision)
+
+
+def _score_records(
+    model: RiskModel,
+    catalog: Catalog,
+    records: list[Mapping[str, Any]],
+    costs: SellerCosts,
+    candidates: Sequence[Sequence[Mapping[str, Any] | BaseModel] | None] | None,
+    chosen: Sequence[str | None] | None,
+    constraints: Constraints | None,
+    num_threads: int,
+) -> Scored:
+    n = len(records)
+    listed = list(candidates) if candidates is not None else [None] * n
+    extra = list(chosen) if chosen is not None else [None] * n
+    arrays = shipment_arrays(catalog, records)
+    every = None
+    if any(c is None for c in listed):  # (n, C): who is eligible
+        every = build_candidates(catalog, **arrays, costs=costs)
+    per_shipment: list[list[str]] = []
+    for i in range(n):
+        if listed[i] is not None or every is None:
+            ids = [_channel_of(c) for c in listed[i] or ()]
+        else:
+            ids = [catalog.channel_ids[j] for j in np.flatnonzero(every.eligible[i])]
+            if extra[i] and extra[i] not in ids:
+                ids.append(extra[i])
+        per_shipment.append(ids)
+    width = max((len(ids) for ids in per_shipment), default=0)
+    channel_ids = np.full((n, width), "", dtype=object)
+    for i, ids in enumerate(per_shipment):
+        channel_ids[i, : len(ids)] = ids
+    plain = every is not None and n == 1 and len(per_shipment[0]) == every.eligible.sum()
+    if plain:  # the common online case: the eligible columns of the table already built
+        table = every.take(cols=np.flatnonzero(every.eligible[0]))
+    else:
+        index = np.array(
+            [[catalog.channel_index.get(c, -1) for c in row] for row in channel_ids.tolist()],
+            dtype=np.int64,
+        ).reshape(n, width)
+        table = build_candidates(
+            catalog, **arrays, channel_index=index, costs=costs, **_quotes(listed, channel_ids)
+        )
+    probs = {o: np.full((n, width), np.nan) for o in EVENT_KEYS}
+    X = None
+    if n == 1 and width:  # the fast path: one shipment encoded once, no DataFrame
+        X = model.featurizer.encode_channels(records[0], per_shipment[0])
+        for o, p in model.predict_matrix(X, num_threads=num_threads).items():
+            probs[o][0] = p
+    elif width:
+        rows, cols = np.nonzero(channel_ids != "")
+        pairs = [
+            {**records[r], "channel_id": channel_ids[r, c]}
+            for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
+        ]
+        X_pairs = model.featurizer.transform_records(pairs)
+        for o, p in model.predict_matrix(X_pairs, num_threads=num_threads).items():
+            probs[o][rows, cols] = p
+    decision = _decide(catalog, table, probs, costs, constraints)
+    return Scored(table, channel_ids, probs, decision, X)
+
+
+def _channel_of(entry: Mapping[str, Any] | BaseModel) -> str:
+    return entry.channel_id if isinstance(entry, BaseModel) else entry["channel_id"]
+
+
+def _quotes(
+    listed: Sequence[Sequence[Mapping[str, Any] | BaseModel] | None], channel_ids: np.ndarray
+) -> dict[str, np.ndarray | None]:
+    """(n, K) quoted prices and premiums of listed candidates (NaN where none)."""
+    if all(c is None for c in listed):
+        return {"quoted_price": None, "quoted_premium": None}
+    price = np.full(channel_ids.shape, np.nan)
+    premium = np.full(channel_ids.shape, np.nan)
+    for i, entries in enumerate(listed):
+        for k, entry in enumerate(entries or ()):
+            c = entry.model_dump() if isinstance(entry, BaseModel) else dict(entry)
+            if c.get("quoted_price_usd") is not None:
+                price[i, k] = c["quoted_price_usd"]
+            if c.get("quoted_premium_usd") is not None:
+                premium[i, k] = c["quoted_premium_usd"]
+    return {"quoted_price": price, "quoted_premium": premium}

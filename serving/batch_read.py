@@ -1,0 +1,225 @@
+"""Batch scoring, reading: open-shipment files and SQL tables, in numbered chunks.
+
+Files are read by the history loaders' readers (:mod:`shiprisk.data.loaders`); this module
+adds SQL tables (with lock retries) and the chunking and repeated-id marking a run needs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from shiprisk.data.contract import (
+    OPEN_FIELDS,
+)
+from shiprisk.data.loaders import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    Mapping,
+    apply_mapping,
+    tidy_text,
+)
+from shiprisk.serving.batch_chunks import SHIPMENT_ID, Chunk
+
+if TYPE_CHECKING:  # LightGBM is imported only where a model is loaded (see _init_worker)
+    import sqlalchemy as sa
+
+
+T = TypeVar("T")
+
+
+class BatchError(RuntimeError):
+    """A batch run cannot go on (locked database, input equals output...); nothing written."""
+
+
+@dataclass(frozen=True)
+class SqlTable:
+    """A table in a SQL database. ``url`` is a SQLAlchemy URL or a SQLite file path.
+
+    ``order_by`` fixes the input row order (give one on server databases; SQLite reads in
+    rowid order without it). ``lock_timeout_s`` is how long a locked database is retried.
+    """
+
+    url: str
+    table: str
+    order_by: str | None = None
+    lock_timeout_s: float = 10.0
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.url if "://" in self.url else f"sqlite:///{Path(self.url).resolve()}"
+
+
+Endpoint = str | Path | SqlTable
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def is_parquet(path: Path) -> bool:
+    return path.name.lower().endswith(PARQUET_SUFFIXES)
+
+
+def is_csv(path: Path) -> bool:
+    return path.name.lower().endswith(CSV_SUFFIXES)
+
+
+def check_file_kind(path: Path) -> None:
+    if not (is_parquet(path) or is_csv(path)):
+        raise ValueError(
+            f"{path.name!r}: use a Parquet ({', '.join(PARQUET_SUFFIXES)}) "
+            f"or CSV ({', '.join(CSV_SUFFIXES)}) file, or a SqlTable"
+        )
+
+
+@contextmanager
+def read_source(
+    source: Path | SqlTable, chunk_rows: int, all_columns: bool
+) -> Iterator[tuple[int | None, Iterator[pd.DataFrame]]]:
+    """(row count if known, iterator of DataFrame chunks); resources closed on exit."""
+    if isinstance(source, SqlTable):
+        engine = engine_for(source, write=False)
+        try:
+            with engine.connect() as conn:
+                yield _count_rows(conn, source), _sql_chunks(conn, source, chunk_rows)
+        finally:
+            engine.dispose()
+        return
+    if is_parquet(source):
+        pf = pq.ParquetFile(source)
+        try:
+            names = pf.schema_arrow.names
+            columns = [c for c in names if c in OPEN_FIELDS]
+            columns = None if all_columns or not columns else columns
+            batches = pf.iter_batches(batch_size=chunk_rows, columns=columns)
+            yield pf.metadata.num_rows, (b.to_pandas() for b in batches)
+        finally:
+            pf.close()
+        return
+    reader = pd.read_csv(
+        source, dtype=str, keep_default_na=False, encoding="utf-8-sig", chunksize=chunk_rows
+    )
+    with reader:
+        yield None, iter(reader)
+
+
+def _count_rows(conn: sa.Connection, source: SqlTable) -> int:
+    import sqlalchemy as sa
+
+    quoted = conn.dialect.identifier_preparer.quote(source.table)
+    return int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {quoted}")).scalar_one())
+
+
+def _sql_chunks(conn: sa.Connection, source: SqlTable, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    import sqlalchemy as sa
+
+    q = conn.dialect.identifier_preparer.quote
+    query = f"SELECT * FROM {q(source.table)}"
+    if source.order_by:
+        query += f" ORDER BY {q(source.order_by)}"
+    yield from pd.read_sql(sa.text(query), conn, chunksize=chunk_rows)
+
+
+def _id_cells(frame: pd.DataFrame) -> np.ndarray:
+    """shipment_id cells that are non-empty text (others cannot repeat: they are errors)."""
+    n = len(frame)
+    if SHIPMENT_ID not in frame.columns:
+        return np.full(n, None, dtype=object)
+    col = frame[SHIPMENT_ID]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        col = col.astype(col.cat.categories.dtype)
+    if isinstance(col.dtype, pd.StringDtype):
+        cells = col.to_numpy(dtype=object, na_value=None)
+    elif col.dtype == object:
+        cells = col.to_numpy(dtype=object)
+        cells = np.where(col.map(type, na_action="ignore").isin((str, np.str_)), cells, None)
+    else:
+        return np.full(n, None, dtype=object)
+    return np.where(cells == "", None, cells)
+
+
+def _repeated_ids(frame: pd.DataFrame, seen: set[str]) -> np.ndarray:
+    """True where a shipment_id already occurred, in this chunk or an earlier one."""
+    cells = _id_cells(frame)
+    present = np.not_equal(cells, None)
+    within = pd.Series(cells).duplicated(keep="first").to_numpy() & present
+    before = np.fromiter((c in seen for c in cells), dtype=bool, count=len(cells))
+    seen.update(cells[present].tolist())
+    return within | (before & present)
+
+
+def number_chunks(
+    frames: Iterable[pd.DataFrame], mapping: Mapping | None, seen: set[str]
+) -> Iterator[Chunk]:
+    """Tidy, map and number the input chunks; mark repeated ids (needs input order)."""
+    first = 1
+    for index, raw in enumerate(frames):
+        frame = tidy_text(raw.reset_index(drop=True))
+        if mapping is not None:
+            frame = apply_mapping(frame, mapping)
+        frame = frame[[c for c in frame.columns if c in OPEN_FIELDS]]
+        yield Chunk(index, first, frame, _repeated_ids(frame, seen))
+        first += len(frame)
+
+
+def engine_for(target: SqlTable, *, write: bool) -> sa.Engine:
+    """An engine; for SQLite a short busy timeout, and for writing real transactions.
+
+    Python's sqlite3 driver does not open a transaction before DDL, so the drop + rename
+    swap would not be atomic: the driver's own handling is switched off and ``BEGIN
+    IMMEDIATE`` issued instead (it also takes the write lock up front, so a locked database
+    fails at BEGIN, before any change).
+    """
+    import sqlalchemy as sa
+
+    url = sa.make_url(target.sqlalchemy_url)
+    if url.get_backend_name() != "sqlite":
+        return sa.create_engine(url)
+    wait = max(0.05, min(1.0, target.lock_timeout_s))
+    engine = sa.create_engine(url, connect_args={"timeout": wait}, poolclass=sa.pool.NullPool)
+    if write:
+
+        @sa.event.listens_for(engine, "connect")
+        def _no_driver_transactions(dbapi_connection: Any, record: Any) -> None:
+            dbapi_connection.isolation_level = None
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin_immediate(conn: sa.Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def is_locked(exc: BaseException) -> bool:
+    text = str(getattr(exc, "orig", exc)).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+def retry_locked(step: Callable[[], T], target: SqlTable, what: str) -> T:
+    """Run a transaction, retrying while the database is locked, up to the lock timeout."""
+    import sqlalchemy as sa
+
+    deadline = time.monotonic() + target.lock_timeout_s
+    pause = 0.05
+    while True:
+        try:
+            return step()
+        except sa.exc.OperationalError as exc:
+            if not is_locked(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise BatchError(
+                    f"{what}: database {target.url} is locked by another connection "
+                    f"(gave up after {target.lock_timeout_s:g} s); output table "
+                    f"{target.table!r} was not changed"
+                ) from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)

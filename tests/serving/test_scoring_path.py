@@ -1,0 +1,88 @@
+"""One scoring path: /score_batch, score-open's chunks and the decision evaluation each make
+one call to ``decisions.scoring.score`` (which calls the model once), whatever the number of
+shipments."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from shiprisk.data.contract import OPEN_FIELDS, example_request
+from shiprisk.decisions import scoring
+from shiprisk.decisions.costs import SellerCosts
+from shiprisk.serving import batch_chunks
+from shiprisk.serving import scorer as scorer_mod
+from shiprisk.serving.schemas import ScoreRequest
+from shiprisk.training import decision_eval
+
+pytestmark = pytest.mark.slow
+
+
+class Counting:
+    """Wraps ``score`` and ``RiskModel.predict_matrix``; counts the calls."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, module, model) -> None:
+        self.paths = self.predictions = 0
+        real_score, real_predict = scoring.score, model.predict_matrix
+
+        def score(*args, **kwargs):
+            self.paths += 1
+            return real_score(*args, **kwargs)
+
+        def predict(*args, **kwargs):
+            self.predictions += 1
+            return real_predict(*args, **kwargs)
+
+        monkeypatch.setattr(module, "score", score)
+        monkeypatch.setattr(model, "predict_matrix", predict)
+
+
+def test_score_batch_is_one_call_of_the_scoring_path(scorer, monkeypatch) -> None:
+    body = example_request()
+    requests = [
+        ScoreRequest.model_validate({**body, "order_id": f"SO-{i}", "declared_value": 10 + i})
+        for i in range(7)
+    ]
+    alone = [scorer.score(r) for r in requests]
+    count = Counting(monkeypatch, scorer_mod, scorer.model)
+    together = scorer.score_many(requests)
+    assert (count.paths, count.predictions) == (1, 1)
+    for a, b in zip(alone, together, strict=True):  # same answers as one at a time
+        assert a.recommendation == b.recommendation
+        for x, y in zip(a.channels, b.channels, strict=True):
+            assert x.channel_id == y.channel_id
+            assert x.p_loss == pytest.approx(y.p_loss, abs=1e-12)
+            assert x.p_reject == pytest.approx(y.p_reject, abs=1e-12)
+
+
+def test_different_cost_overrides_are_decided_apart(scorer) -> None:
+    body = example_request()
+    cheap = ScoreRequest.model_validate(body)
+    costly = ScoreRequest.model_validate({**body, "costs": {"goods_cost_ratio": 1.0}})
+    both = scorer.score_many([cheap, costly])
+    assert both[0].recommendation == scorer.score(cheap).recommendation
+    assert both[1].recommendation == scorer.score(costly).recommendation
+    assert both[1].recommendation.expected_cost_usd != both[0].recommendation.expected_cost_usd
+
+
+def test_a_batch_chunk_is_one_call_of_the_scoring_path(
+    champion_model, sim_frame, monkeypatch
+) -> None:
+    frame = sim_frame.head(300)[list(OPEN_FIELDS)].reset_index(drop=True)
+    chunk = batch_chunks.Chunk(0, 1, frame, np.zeros(len(frame), dtype=bool))
+    chunks = batch_chunks.ChunkScorer(
+        champion_model, SellerCosts(), None, timezone="UTC", now=datetime.now(UTC)
+    )
+    count = Counting(monkeypatch, batch_chunks, champion_model)
+    result = chunks(chunk)
+    assert (count.paths, count.predictions) == (1, 1)
+    assert result.scored == len(frame)
+
+
+def test_the_decision_evaluation_uses_the_same_path(champion_model, sim_frame, monkeypatch) -> None:
+    count = Counting(monkeypatch, decision_eval, champion_model)
+    report = decision_eval.evaluate_decisions(sim_frame.head(500), champion_model)
+    assert (count.paths, count.predictions) == (1, 1)
+    assert report.n > 0
