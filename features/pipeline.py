@@ -13,12 +13,20 @@ array; LightGBM is told which columns are categorical through :attr:`categorical
 Destination and channel attributes are snapshotted from the catalogs at ``fit`` so a stored
 model keeps meaning the same thing when the catalogs change. The fitted state is plain
 JSON (:meth:`to_dict` / :meth:`from_dict`): no pickle.
+
+A stored model carries its own feature list (``feature_names_``): the pipeline computes the
+code's :data:`FEATURES` and gathers the model's columns in the model's order, so adding a
+feature never makes a registered model (or the rollback target) unloadable. A model naming
+a feature this code does not compute is refused when it is loaded
+(:class:`MissingFeaturesError`), never at request time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -161,9 +169,25 @@ CHANNEL_FEATURES: tuple[str, ...] = (
     "wording_x_tracking",
 )
 """Features that depend on the channel (the rest is computed once per shipment)."""
-SHIPMENT_FEATURES: tuple[str, ...] = tuple(f for f in FEATURES if f not in CHANNEL_FEATURES)
-_FEATURE_INDEX = {f: i for i, f in enumerate(FEATURES)}
-_SHIP_INDEX = {f: i for i, f in enumerate(SHIPMENT_FEATURES)}
+CHANNEL_INPUTS: tuple[str, ...] = (
+    "dest_zone",
+    "dest_customs_hold_days",
+    "log_value_usd",
+    "valuable_wording",
+)
+"""Shipment features the channel columns are computed from (FEATURES must keep them)."""
+DerivedFeature = Callable[[Mapping[str, Any]], Any]
+DERIVED_FEATURES: dict[str, DerivedFeature] = {
+    "volume_ratio": lambda v: v["volumetric_kg"] / v["weight_kg"],
+    "refusal_rate": lambda v: (v["buyer_prior_refusals"] + 0.1) / (v["buyer_prior_orders"] + 1.0),
+    "new_buyer": lambda v: v["buyer_prior_orders"] == 0,
+    "ddu_log_value_x_customs": lambda v: v["ddu_x_customs"] * v["log_value_usd"],
+    "missing_tax_id": lambda v: v["dest_requires_tax_id"] * (1.0 - v["tax_id_present"]),
+}
+"""Shipment features that are a formula of other shipment features, evaluated in this
+order after the base ones. A new one is an entry here plus its name in FEATURES. Formulas
+use only arithmetic and ufuncs, which mean the same on (n,) arrays and on scalars, so the
+batch and the online paths stay bit-identical."""
 _NOT_SHIPMENT = ("created_at", "channel_id")
 PEAK_MONTHS = {11: 2.0, 12: 1.0}
 EPOCH_YEAR = 2000
@@ -172,6 +196,52 @@ time feature, so the heads can follow a slow drift in the rates instead of avera
 (see :func:`_months_since_epoch`)."""
 ZONE_SLOTS = 6
 """Transit is stored per zone number 0..5 (zone 0 unused; unknown destinations are zone 5)."""
+
+
+class MissingFeaturesError(ValueError):
+    """A stored pipeline lists features this code does not compute (a code change removed
+    them): the model cannot be served by this code."""
+
+    def __init__(self, missing: Sequence[str]) -> None:
+        self.missing = tuple(missing)
+        super().__init__(f"needs feature(s) this code does not compute: {', '.join(missing)}")
+
+
+def missing_features(names: Sequence[str]) -> list[str]:
+    """The features of ``names`` (a stored model's list) that this code does not compute."""
+    computed = set(FEATURES)
+    return [f for f in names if f not in computed]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each of the code's features goes in the computed (code-order) matrix."""
+
+    features: tuple[str, ...]
+    shipment: tuple[str, ...]
+    shipment_columns: list[int]
+    channel_columns: tuple[tuple[str, int], ...]
+    ship_index: dict[str, int]
+    index: dict[str, int]
+
+
+@lru_cache(maxsize=8)
+def _layout(features: tuple[str, ...]) -> _Layout:
+    """The layout of a feature list; read from :data:`FEATURES` when a pipeline is fitted
+    or loaded, so a code change (or a test patching the list) takes effect there."""
+    shipment = tuple(f for f in features if f not in CHANNEL_FEATURES)
+    absent = [f for f in CHANNEL_INPUTS if f not in shipment]
+    if absent:
+        raise ValueError(f"the channel features are computed from {absent}: keep them")
+    index = {f: i for i, f in enumerate(features)}
+    return _Layout(
+        features=features,
+        shipment=shipment,
+        shipment_columns=[index[f] for f in shipment],
+        channel_columns=tuple((f, index[f]) for f in features if f in CHANNEL_FEATURES),
+        ship_index={f: i for i, f in enumerate(shipment)},
+        index=index,
+    )
 
 
 class ShipmentFeaturizer:
@@ -252,7 +322,26 @@ class ShipmentFeaturizer:
                 *(a["transit_max"] if a else [unknown["transit_max"]] * n_zones for a in attrs),
             ]
         )
-        self._shipment_columns = [i for i, f in enumerate(FEATURES) if f not in CHANNEL_FEATURES]
+        self._layout = layout = _layout(tuple(FEATURES))
+        names = self.feature_names_
+        self._column = {f: i for i, f in enumerate(names)}
+        # The model's columns from the code-order matrix; None: the same list, no gather.
+        self._take = (
+            None
+            if tuple(names) == layout.features
+            else np.array([layout.index[f] for f in names], dtype=np.intp)
+        )
+
+    def column(self, feature: str) -> int | None:
+        """Column of ``feature`` in this model's matrix (None: the model does not use it)."""
+        return self._column.get(feature)
+
+    def computed_features(self, record: Mapping[str, Any]) -> dict[str, float]:
+        """Every feature the code computes for one record on its ``channel_id``, by name:
+        for readers (reasons) that need a value this model's own columns may not hold."""
+        ship = self._shipment_row(record)
+        full = self._encode_block(ship, None, [record["channel_id"]], select=False)
+        return dict(zip(self._layout.features, full[0].tolist(), strict=True))
 
     def channel_rows(self, channel_ids: Sequence[str] | np.ndarray) -> np.ndarray:
         """Row of each channel in the channel tables (0 = never heard of)."""
@@ -311,41 +400,56 @@ class ShipmentFeaturizer:
         return self._encode_block(self._shipment_block(cols), rows, channel_ids)
 
     def _encode_block(
-        self, ship: np.ndarray, rows: np.ndarray | None, channel_ids: Sequence[str] | np.ndarray
+        self,
+        ship: np.ndarray,
+        rows: np.ndarray | None,
+        channel_ids: Sequence[str] | np.ndarray,
+        *,
+        select: bool = True,
     ) -> np.ndarray:
-        """Shipment block (n, S) + pairs -> (pairs, F): place it, then the channel columns."""
-        out = np.empty((len(channel_ids), len(FEATURES)), dtype=np.float64)
+        """Shipment block (n, S) + pairs -> (pairs, F): place it, then the channel columns,
+        in the code's order; then (``select``) gather the model's columns in its order.
+        """
+        lay = self._layout
+        out = np.empty((len(channel_ids), len(lay.features)), dtype=np.float64)
         if rows is None:
-            out[:, self._shipment_columns] = ship
+            out[:, lay.shipment_columns] = ship
         else:
-            out[:, self._shipment_columns] = ship[rows]
-        put = _FEATURE_INDEX
+            out[:, lay.shipment_columns] = ship[rows]
         at = slice(None) if rows is None else rows
-        zone = ship[at, _SHIP_INDEX["dest_zone"]].astype(np.int64)
-        hold = ship[at, _SHIP_INDEX["dest_customs_hold_days"]]
-        log_value = ship[at, _SHIP_INDEX["log_value_usd"]]
-        wording = ship[at, _SHIP_INDEX["valuable_wording"]]
+        col = lay.ship_index
+        zone = ship[at, col["dest_zone"]].astype(np.int64)
+        hold = ship[at, col["dest_customs_hold_days"]]
+        log_value = ship[at, col["log_value_usd"]]
+        wording = ship[at, col["valuable_wording"]]
 
         c = self.channel_rows(channel_ids)
         tracking = self._chan_tracking[c]
         tmin = self._chan_tmin[c, zone]
         tmax = self._chan_tmax[c, zone]
-        out[:, put["channel_id"]] = self._chan_code[c]
-        out[:, put["channel_type"]] = self._chan_type[c]
-        out[:, put["tracking_level"]] = tracking
-        out[:, put["liability_usd"]] = self._chan_liability[c]
-        out[:, put["transit_min"]] = tmin
-        out[:, put["transit_max"]] = tmax
-        out[:, put["transit_total"]] = (tmin + tmax) / 2.0 + hold
-        out[:, put["untracked_log_value"]] = (tracking == TRACKING_LEVELS["none"]) * log_value
-        out[:, put["wording_x_tracking"]] = wording * (2.0 - tracking)
-        return out
+        channel = {
+            "channel_id": self._chan_code[c],
+            "channel_type": self._chan_type[c],
+            "tracking_level": tracking,
+            "liability_usd": self._chan_liability[c],
+            "transit_min": tmin,
+            "transit_max": tmax,
+            "transit_total": (tmin + tmax) / 2.0 + hold,
+            "untracked_log_value": (tracking == TRACKING_LEVELS["none"]) * log_value,
+            "wording_x_tracking": wording * (2.0 - tracking),
+        }
+        for name, j in lay.channel_columns:
+            out[:, j] = channel[name]
+        if not select or self._take is None:
+            return out
+        return out.take(self._take, axis=1)
 
     def _shipment_block(self, cols: dict[str, Any]) -> np.ndarray:
-        """(n, S) features that do not depend on the channel, in ``SHIPMENT_FEATURES`` order."""
+        """(n, S) features that do not depend on the channel, in the code's order."""
         values = self._shipment_values(cols)
-        out = np.empty((len(cols["declared_value"]), len(SHIPMENT_FEATURES)), dtype=np.float64)
-        for j, name in enumerate(SHIPMENT_FEATURES):
+        shipment = self._layout.shipment
+        out = np.empty((len(cols["declared_value"]), len(shipment)), dtype=np.float64)
+        for j, name in enumerate(shipment):
             out[:, j] = values[name]
         return out
 
@@ -357,7 +461,7 @@ class ShipmentFeaturizer:
         cols["month"], cols["weekday"] = np.float64(stamp.month), np.float64(stamp.weekday())
         cols["year"] = np.float64(stamp.year)
         values = self._shipment_values(cols)
-        return np.array([[values[name] for name in SHIPMENT_FEATURES]], dtype=np.float64)
+        return np.array([[values[name] for name in self._layout.shipment]], dtype=np.float64)
 
     def _shipment_values(self, cols: dict[str, Any]) -> dict[str, Any]:
         """Shipment features by name from columns that are all (n,) arrays or all scalars.
@@ -383,7 +487,6 @@ class ShipmentFeaturizer:
         v["log_value_per_item"] = np.log1p(value / items)
         v["weight_kg"] = weight
         v["volumetric_kg"] = volumetric
-        v["volume_ratio"] = volumetric / weight
         v["longest_cm"] = np.maximum(np.maximum(dims[0], dims[1]), dims[2])
         v["item_count"] = items
         v["month"] = cols["month"]
@@ -400,8 +503,6 @@ class ShipmentFeaturizer:
         refusals = np.float64(cols["buyer_prior_refusals"])
         v["buyer_prior_orders"] = orders
         v["buyer_prior_refusals"] = refusals
-        v["refusal_rate"] = (refusals + 0.1) / (orders + 1.0)
-        v["new_buyer"] = orders == 0
 
         dest = _each(self._dest_rows.get, cols["destination_country"], self.unknown_destination_)
         dest = np.array(dest, dtype=np.float64)  # (D,) for a scalar row
@@ -420,8 +521,8 @@ class ShipmentFeaturizer:
         v["soft_pack_valuable"] = _isin(cols["packaging"], SOFT_PACKAGING) & valuable
         v["sensitive_x_customs"] = _isin(goods, SENSITIVE_GOODS) * customs
         v["ddu_x_customs"] = is_ddu * customs
-        v["ddu_log_value_x_customs"] = is_ddu * customs * log_value
-        v["missing_tax_id"] = d["requires_tax_id"] * (1.0 - v["tax_id_present"])
+        for name, formula in DERIVED_FEATURES.items():
+            v[name] = formula(v)
         return v
 
     # -- plain-data persistence -------------------------------------------------------------
@@ -444,16 +545,22 @@ class ShipmentFeaturizer:
         """Rebuild a fitted pipeline from :meth:`to_dict` output (rates: today's catalog)."""
         if state.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"unsupported pipeline format {state.get('format_version')!r}")
-        if list(state["feature_names"]) != list(FEATURES):
-            raise ValueError("stored pipeline was built with another feature list")
+        names = [str(f) for f in state["feature_names"]]
+        missing = missing_features(names)
+        if missing:
+            raise MissingFeaturesError(missing)
+        width = len(names)
+        categorical = [int(j) for j in state["categorical_features"]]
+        if len(state["reference"]) != width or not all(0 <= j < width for j in categorical):
+            raise ValueError("stored pipeline is inconsistent with its own feature list")
         self = cls()
         self.categories_ = {k: list(v) for k, v in state["categories"].items()}
         self.destinations_ = {k: list(v) for k, v in state["destinations"].items()}
         self.unknown_destination_ = list(state["unknown_destination"])
         self.channels_ = dict(state["channels"])
         self._use_catalog_rates(load_catalog())
-        self.feature_names_ = list(state["feature_names"])
-        self.categorical_features_ = list(state["categorical_features"])
+        self.feature_names_ = names
+        self.categorical_features_ = categorical
         self.reference_ = [float(v) for v in state["reference"]]
         self._build_lookups()
         return self

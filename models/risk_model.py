@@ -30,7 +30,11 @@ import pandas as pd
 
 from shiprisk.data.atomic import write_text_atomic
 from shiprisk.data.outcomes import EVENT_KEYS, LABEL_OF
-from shiprisk.features.pipeline import FEATURES, ShipmentFeaturizer
+from shiprisk.features.pipeline import (
+    MissingFeaturesError,
+    ShipmentFeaturizer,
+    missing_features,
+)
 from shiprisk.models.compiled import RawScorer, compile_head
 
 OUTCOMES = EVENT_KEYS
@@ -42,11 +46,15 @@ PIPELINE_FILE = "pipeline.json"
 CALIBRATION_FILE = "calibration.json"
 MAX_TOTAL = 1.0 - 1e-6
 TIME_FEATURE = "months_since_2000"
-_TIME_COLUMN = FEATURES.index(TIME_FEATURE)
 
 
 class ModelIntegrityError(RuntimeError):
     """A stored model file is missing or does not match its recorded checksum."""
+
+
+class IncompatibleModelError(ModelIntegrityError):
+    """A stored model needs features this code does not compute: it cannot be served or
+    promoted by this code (refused at load, never at request time)."""
 
 
 @dataclass
@@ -162,7 +170,8 @@ class RiskModel:
             raw = booster.predict(
                 np.vstack([X, X_cal]), raw_score=True, num_iteration=booster.best_iteration
             )
-            months = np.concatenate([X[:, _TIME_COLUMN], X_cal[:, _TIME_COLUMN]])
+            t = featurizer.column(TIME_FEATURE)
+            months = None if t is None else np.concatenate([X[:, t], X_cal[:, t]])
             calibrators[outcome] = PlattCalibrator().fit(raw, np.concatenate([y, y_cal]), months)
         info = {"best_iteration": best, "trees": used}
         return cls(featurizer, boosters, calibrators, info)
@@ -179,7 +188,7 @@ class RiskModel:
         The events are mutually exclusive, so their sum is kept below 1 (scaled down
         together where the independent heads overshoot).
         """
-        months = X[:, _TIME_COLUMN]
+        months = self._months(X)
         probs = {
             o: self.calibrators[o](self.raw_scores(X, o, num_threads), months)
             for o in self.outcomes
@@ -190,6 +199,11 @@ class RiskModel:
             scale = np.where(over, MAX_TOTAL / np.where(over, total, 1.0), 1.0)
             probs = {o: p * scale for o, p in probs.items()}
         return probs
+
+    def _months(self, X: np.ndarray) -> np.ndarray | None:
+        """The time column the calibrators read, at its place in this model's list."""
+        t = self.featurizer.column(TIME_FEATURE)
+        return None if t is None else X[:, t]
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Batch path: contract rows (with channel_id) -> one ``p_<event>`` column each."""
@@ -245,11 +259,10 @@ class RiskModel:
         boosters = {
             o: lgb.Booster(model_str=(directory / f"booster_{o}.txt").read_text()) for o in heads
         }
-        featurizer = ShipmentFeaturizer.from_dict(
-            json.loads((directory / PIPELINE_FILE).read_text())
-        )
+        featurizer = _load_featurizer(directory)
         calibration = json.loads((directory / CALIBRATION_FILE).read_text())
         calibrators = {o: PlattCalibrator(**calibration[o]) for o in heads}
+        _check_consistent(directory, featurizer, boosters, calibrators)
         compiled = {}
         if compile_trees:
             for o in heads:
@@ -271,6 +284,51 @@ class RiskModel:
 
     def checksums(self, directory: Path) -> dict[str, str]:
         return dict(read_manifest(Path(directory))["files"])
+
+
+def stored_features(directory: Path) -> list[str]:
+    """The feature list a saved model was trained on (its own, not the code's)."""
+    return list(json.loads((Path(directory) / PIPELINE_FILE).read_text())["feature_names"])
+
+
+def check_compatible(directory: Path) -> None:
+    """Raise :class:`IncompatibleModelError` if this code does not compute every feature
+    the saved model needs (cheap: reads its feature list only)."""
+    missing = missing_features(stored_features(directory))
+    if missing:
+        raise IncompatibleModelError(_incompatible(directory, MissingFeaturesError(missing)))
+
+
+def _incompatible(directory: Path, exc: MissingFeaturesError) -> str:
+    return f"model {Path(directory).name} {exc}"
+
+
+def _load_featurizer(directory: Path) -> ShipmentFeaturizer:
+    try:
+        return ShipmentFeaturizer.from_dict(json.loads((directory / PIPELINE_FILE).read_text()))
+    except MissingFeaturesError as exc:
+        raise IncompatibleModelError(_incompatible(directory, exc)) from exc
+
+
+def _check_consistent(
+    directory: Path,
+    featurizer: ShipmentFeaturizer,
+    boosters: Mapping[str, lgb.Booster],
+    calibrators: Mapping[str, PlattCalibrator],
+) -> None:
+    """The boosters and calibrators read the columns the stored feature list describes;
+    a mismatch would score garbage (or fail per request), so it is refused at load."""
+    width = len(featurizer.feature_names_)
+    for outcome, booster in boosters.items():
+        if booster.num_feature() != width:
+            raise ModelIntegrityError(
+                f"model {Path(directory).name}: booster_{outcome} reads "
+                f"{booster.num_feature()} features, its pipeline lists {width}"
+            )
+    if featurizer.column(TIME_FEATURE) is None and any(c.c != 0.0 for c in calibrators.values()):
+        raise IncompatibleModelError(
+            f"model {Path(directory).name}: calibrated on {TIME_FEATURE}, not in its features"
+        )
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:

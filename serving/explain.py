@@ -3,22 +3,23 @@
 Features are grouped into factors named after contract fields (interaction features count
 towards the fields they combine). A factor's contribution to one prediction is how much
 the head's log-odds drop when that factor's features are set to a typical shipment's
-(the pipeline's learned ``reference_``): all factors are scored in ONE predict call per
-head, about 10x cheaper than LightGBM's TreeSHAP ``pred_contrib`` (measured ~1 ms per row
-on the reject head). The factors that raise the risk most are phrased from the shipment's
-own values, e.g. "cash on delivery to a tier-3 destination" or "envelope for electronics
-worth 420 USD".
+(the pipeline's learned ``reference_``, in the model's own feature order): all factors
+are scored in ONE predict call per head, about 10x cheaper than LightGBM's TreeSHAP
+``pred_contrib`` (measured ~1 ms per row on the reject head). The factors that raise the
+risk most are phrased from the shipment's own values, e.g. "cash on delivery to a
+tier-3 destination" or "envelope for electronics worth 420 USD".
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from shiprisk.features.pipeline import CHANNEL_ATTRIBUTE_FEATURES, FEATURES
+from shiprisk.features.pipeline import CHANNEL_ATTRIBUTE_FEATURES
 from shiprisk.models.risk_model import OUTCOMES, RiskModel
 
 Ctx = Mapping[str, Any]
@@ -155,21 +156,43 @@ class Reason:
     contribution: float
 
 
-def _factor_columns() -> tuple[list[str], list[np.ndarray]]:
-    """Factor names and, for each, the feature columns it stands for."""
-    index = {f: i for i, f in enumerate(FEATURES)}
-    names = list(FACTORS)
-    return names, [np.asarray([index[f] for f in FACTORS[n][1]]) for n in names]
+CONTEXT_FEATURES: tuple[str, ...] = (
+    "dest_risk_tier",
+    "dest_customs_tier",
+    "dest_requires_tax_id",
+    "tracking_level",
+    "transit_total",
+    "log_value_usd",
+    "month",
+)
+"""Feature values the phrases quote (read from the model's row, else recomputed)."""
 
 
-_FACTOR_NAMES, _FACTOR_COLUMNS = _factor_columns()
+@lru_cache(maxsize=16)
+def factor_columns(features: tuple[str, ...]) -> tuple[list[str], list[np.ndarray]]:
+    """For a model's feature list: the factors it has features of and, for each, their
+    columns in that list (a model stored before a feature existed simply lacks it)."""
+    index = {f: i for i, f in enumerate(features)}
+    names, columns = [], []
+    for name, (_, members) in FACTORS.items():
+        cols = [index[f] for f in members if f in index]
+        if cols:
+            names.append(name)
+            columns.append(np.asarray(cols))
+    return names, columns
+
+
+def _model_factors(model: RiskModel) -> tuple[list[str], list[np.ndarray]]:
+    return factor_columns(tuple(model.featurizer.feature_names_))
 
 
 def factor_contributions(model: RiskModel, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Per outcome, each factor's raise in log-odds over the typical shipment's value."""
+    """Per outcome, each factor's raise in log-odds over the typical shipment's value
+    (in the order of :func:`factor_columns` for the model's feature list)."""
     reference = np.asarray(model.featurizer.reference_)
-    rows = np.repeat(x.reshape(1, -1), len(_FACTOR_NAMES) + 1, axis=0)
-    for i, cols in enumerate(_FACTOR_COLUMNS, start=1):
+    names, columns = _model_factors(model)
+    rows = np.repeat(x.reshape(1, -1), len(names) + 1, axis=0)
+    for i, cols in enumerate(columns, start=1):
         rows[i, cols] = reference[cols]
     out = {}
     for outcome in OUTCOMES:
@@ -182,22 +205,27 @@ def explain(
     model: RiskModel, record: Mapping[str, Any], x: np.ndarray, *, top: int = 3
 ) -> list[Reason]:
     """Top factors raising p_loss and p_reject for one encoded row ``x`` (shape (F,))."""
-    ctx = _context(record, x.reshape(-1))
+    ctx = _context(model, record, x.reshape(-1))
+    names, _ = _model_factors(model)
     reasons: list[Reason] = []
     for outcome, by_factor in factor_contributions(model, x).items():
         for i in np.argsort(-by_factor)[:top]:
             if by_factor[i] <= 0:
                 break
-            name = _FACTOR_NAMES[i]
+            name = names[i]
             reasons.append(
                 Reason(outcome, name, FACTORS[name][0], PHRASES[name](ctx), float(by_factor[i]))
             )
     return reasons
 
 
-def _context(record: Mapping[str, Any], x: np.ndarray) -> dict[str, Any]:
-    """Shipment values plus the derived ones the phrases use (read from the feature row)."""
-    at = {f: x[i] for i, f in enumerate(FEATURES)}
+def _context(model: RiskModel, record: Mapping[str, Any], x: np.ndarray) -> dict[str, Any]:
+    """Shipment values plus the derived ones the phrases use: read from the model's row,
+    or recomputed by the pipeline for a model that does not use one of them."""
+    column = model.featurizer.column
+    at = {f: x[j] for f in CONTEXT_FEATURES if (j := column(f)) is not None}
+    if len(at) < len(CONTEXT_FEATURES):
+        at = model.featurizer.computed_features(record)
     created = record["created_at"]
     return {
         **record,

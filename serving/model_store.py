@@ -4,8 +4,9 @@
 ``shiprisk-risk:v<mlflow version>-<digest>`` (labels: MLflow version, digest, verified),
 after checking every file against its SHA-256. A running server reads only its pinned
 tag: it needs no MLflow tracking server. If the registry cannot be reached, the alias is
-missing or the artifact is corrupt, the newest *verified* import already in the store is
-served instead; with none, the caller exits with a one-line reason.
+missing, the artifact is corrupt or the model needs a feature this code no longer computes,
+the newest *verified* import already in the store that this code can run is served instead;
+with none, the caller exits with a one-line reason.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from shiprisk.data.atomic import write_text_atomic
 from shiprisk.models.risk_model import (
     ModelIntegrityError,
+    check_compatible,
     model_digest,
     read_manifest,
     verify_files,
@@ -52,9 +54,11 @@ def _bentoml():
 
 
 def verify_model_dir(path: Path) -> str:
-    """Check every file against the manifest; return the model digest."""
+    """Check every file against the manifest and that this code computes every feature the
+    model needs (:class:`IncompatibleModelError` otherwise); return the model digest."""
     manifest = read_manifest(path)
     verify_files(path, manifest)
+    check_compatible(path)
     return model_digest(path)
 
 

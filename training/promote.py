@@ -2,7 +2,10 @@
 
 The challenger replaces the champion only if, on the registry's frozen evaluation set, its
 log loss is at most ``max_log_loss_ratio`` x the champion's for every outcome. The first
-champion must at least beat the constant base-rate prediction. Every decision is written to
+champion must at least beat the constant base-rate prediction. A challenger that needs a
+feature this code does not compute is refused here, with the missing features named; a
+champion in that state cannot be served any more, so the challenger is then held to the
+base-rate prior instead. Every decision is written to
 the version's tags (``gate``, ``gate_reason``) and printed.
 """
 
@@ -17,7 +20,12 @@ import numpy as np
 import pandas as pd
 
 from shiprisk.models import registry
-from shiprisk.models.risk_model import OUTCOMES, ModelIntegrityError, RiskModel
+from shiprisk.models.risk_model import (
+    OUTCOMES,
+    IncompatibleModelError,
+    ModelIntegrityError,
+    RiskModel,
+)
 from shiprisk.settings import CHALLENGER, CHAMPION
 from shiprisk.training.config import load_config
 from shiprisk.training.evaluate import binary_log_loss, outcome_labels
@@ -81,21 +89,33 @@ def decide(max_ratio: float | None = None) -> PromotionDecision:
         frame = load_frozen_eval(workdir)
         try:
             chal_model = _load_version(challenger)
+        except IncompatibleModelError as exc:
+            decision.reasons.append(f"refused: challenger is incompatible with this code ({exc})")
+            return decision
         except ModelIntegrityError as exc:
             decision.reasons.append(f"refused: challenger failed verification ({exc})")
             return decision
         chal = _log_losses(chal_model, frame)
         decision.log_loss["challenger"] = chal
-        if champion is None:
+        champ_model = None
+        if champion is not None:
+            try:
+                champ_model = _load_version(champion)
+            except IncompatibleModelError as exc:
+                decision.reasons.append(
+                    f"champion v{champion.version} cannot run on this code ({exc}): "
+                    "the challenger is held to the base-rate prior"
+                )
+        if champ_model is None:
             reference, label, ratio = _prior_log_losses(frame), "base-rate prior", 1.0
         else:
-            reference = _log_losses(_load_version(champion), frame)
+            reference = _log_losses(champ_model, frame)
             label, ratio = f"champion v{champion.version}", max_ratio
         decision.log_loss["reference"] = reference
     ok = True
     for outcome in OUTCOMES:
         limit = reference[outcome] * ratio
-        passed = chal[outcome] <= limit if champion else chal[outcome] < limit
+        passed = chal[outcome] <= limit if champ_model else chal[outcome] < limit
         ok &= passed
         decision.reasons.append(
             f"{outcome}: challenger log loss {chal[outcome]:.5f} "

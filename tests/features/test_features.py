@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shiprisk.features.pipeline import CATEGORICAL_FEATURES, FEATURES, ShipmentFeaturizer
+from shiprisk.features import pipeline
+from shiprisk.features.pipeline import (
+    CATEGORICAL_FEATURES,
+    FEATURES,
+    MissingFeaturesError,
+    ShipmentFeaturizer,
+)
 
 
 @pytest.fixture(scope="module")
@@ -76,11 +82,75 @@ def test_pipeline_round_trips_through_json(fitted, mixed_rows) -> None:
     np.testing.assert_array_equal(reloaded.transform(mixed_rows), fitted.transform(mixed_rows))
 
 
-def test_from_dict_refuses_another_feature_list(fitted) -> None:
-    state = fitted.to_dict()
-    state["feature_names"] = state["feature_names"][:-1]
-    with pytest.raises(ValueError, match="feature list"):
+def _stored_as(fitted: ShipmentFeaturizer, names: list[str]) -> dict:
+    """The fitted state as if a model had been trained on ``names`` (its own list)."""
+    state = json.loads(json.dumps(fitted.to_dict()))
+    own = state["feature_names"]
+    state["feature_names"] = names
+    state["reference"] = [state["reference"][own.index(f)] if f in own else 0.0 for f in names]
+    state["categorical_features"] = [
+        names.index(own[j]) for j in state["categorical_features"] if own[j] in names
+    ]
+    return state
+
+
+def test_a_stored_list_is_gathered_from_the_codes_features_on_every_path(
+    fitted, mixed_rows
+) -> None:
+    """A model trained before some features existed, in another order: its columns are the
+    code's columns gathered in its order, bit-identical on the batch and online paths."""
+    names = [f for f in reversed(FEATURES) if f not in ("refusal_rate", "longest_cm")]
+    model = ShipmentFeaturizer.from_dict(_stored_as(fitted, names))
+    full = fitted.transform(mixed_rows)
+    gathered = model.transform(mixed_rows)
+    np.testing.assert_array_equal(gathered, full[:, [FEATURES.index(f) for f in names]])
+    records = mixed_rows.to_dict(orient="records")
+    np.testing.assert_array_equal(model.transform_records(records), gathered)
+    channels = ["epacket", "dhl_express", "cnpost_untracked", "brand_new_line"]
+    for record in records[:50]:
+        expected = model.transform(pd.DataFrame([{**record, "channel_id": c} for c in channels]))
+        np.testing.assert_array_equal(model.encode_channels(record, channels), expected)
+    rows = np.array([0, 0, 3, 7, 999])
+    pairs = ["epacket", "ems", "dhl_express", "brand_new_line", "aramex"]
+    np.testing.assert_array_equal(
+        model.transform_pairs(mixed_rows, rows, pairs),
+        model.transform(mixed_rows.take(rows).assign(channel_id=pairs)),
+    )
+    assert sorted(names[j] for j in model.categorical_features_) == sorted(CATEGORICAL_FEATURES)
+    assert model.column("months_since_2000") == names.index("months_since_2000")
+    assert model.column("longest_cm") is None
+
+
+def test_from_dict_refuses_a_feature_the_code_does_not_compute(fitted) -> None:
+    state = _stored_as(fitted, [*FEATURES, "parcel_age_days"])
+    with pytest.raises(MissingFeaturesError, match="parcel_age_days") as refused:
         ShipmentFeaturizer.from_dict(state)
+    assert refused.value.missing == ("parcel_age_days",)
+    assert isinstance(refused.value, ValueError)
+
+
+def test_from_dict_refuses_a_reference_of_another_width(fitted) -> None:
+    state = fitted.to_dict()
+    state["reference"] = state["reference"][:-1]
+    with pytest.raises(ValueError, match="inconsistent"):
+        ShipmentFeaturizer.from_dict(state)
+
+
+def test_a_derived_feature_added_to_the_code_is_computed_on_both_paths(
+    sim_frame, mixed_rows, monkeypatch
+) -> None:
+    """Adding a feature is one name in FEATURES plus its formula; a pipeline fitted
+    afterwards lists it last and both paths compute it identically."""
+    monkeypatch.setattr(pipeline, "FEATURES", (*FEATURES, "log_weight"))
+    monkeypatch.setitem(pipeline.DERIVED_FEATURES, "log_weight", lambda v: np.log1p(v["weight_kg"]))
+    grown = ShipmentFeaturizer().fit(sim_frame.iloc[:5000])
+    assert grown.feature_names_ == [*FEATURES, "log_weight"]
+    X = grown.transform(mixed_rows)
+    np.testing.assert_array_equal(X[:, -1], np.log1p(mixed_rows["weight_kg"].to_numpy()))
+    np.testing.assert_array_equal(grown.transform_records(mixed_rows.to_dict("records")), X)
+    record = mixed_rows.iloc[3].to_dict()
+    expected = grown.transform(pd.DataFrame([{**record, "channel_id": c} for c in ("ems", "x")]))
+    np.testing.assert_array_equal(grown.encode_channels(record, ["ems", "x"]), expected)
 
 
 def test_timezone_of_the_record_does_not_change_features(fitted, mixed_rows) -> None:
