@@ -8,6 +8,7 @@ the rotten local copy lives in a BentoML store of its own.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -223,6 +224,9 @@ def serve_until_chosen(env: dict[str, str], cwd: Path, timeout: float = 120.0) -
             if line.startswith(("serving ", "cannot serve")):
                 chosen_at = time.monotonic() - started
     finally:
+        if seen and seen[-1].startswith("cannot serve"):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(30)  # it is exiting by itself: keep its exit code
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
