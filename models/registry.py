@@ -11,7 +11,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -39,6 +40,29 @@ CHECKSUMS_TAG = "file_checksums"
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 PYFUNC_STAGES = ("data", "features", "models")
 """The stages the pyfunc imports; shipped with the model as one ``shiprisk`` folder."""
+FAIL_FAST_ENV = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "3",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
+}
+"""MLflow's HTTP settings on the serve path: MLflow's defaults (120 s timeout, 7 retries,
+backoff x2) wait ~4 minutes on a dead registry before `serve` may fall back."""
+_UNREACHABLE = (
+    ("Connection refused", "connection refused"),
+    ("timed out", "timed out"),
+    ("timeout", "timed out"),
+    ("Name or service not known", "unknown host"),
+    ("Temporary failure in name resolution", "unknown host"),
+    ("Failed to establish a new connection", "cannot connect"),
+    ("Connection reset", "connection reset"),
+    ("Max retries exceeded", "no answer after retries"),
+)
+"""Text of a failed MLflow HTTP request -> the short cause an operator reads."""
+
+
+class RegistryUnreachableError(RuntimeError):
+    """The MLflow registry did not answer (refused, timed out): not the same as "missing"."""
 
 
 def configure(tracking_uri: str | None = None) -> str:
@@ -72,6 +96,32 @@ def ensure_experiment(name: str) -> str:
 
 def client() -> MlflowClient:
     return MlflowClient()
+
+
+@contextmanager
+def fail_fast() -> Iterator[None]:
+    """Short MLflow HTTP timeouts and few retries inside the block (the serve path), so a
+    dead registry costs seconds, not minutes; the previous settings are restored after."""
+    before = {k: os.environ.get(k) for k in FAIL_FAST_ENV}
+    os.environ.update(FAIL_FAST_ENV)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def unreachable(exc: BaseException) -> RegistryUnreachableError | None:
+    """The real cause when ``exc`` means the registry could not be reached, else None."""
+    text = str(exc)
+    for needle, cause in _UNREACHABLE:
+        if needle.lower() in text.lower():
+            where = mlflow.get_registry_uri()
+            return RegistryUnreachableError(f"MLflow registry unreachable at {where}: {cause}")
+    return None
 
 
 def model_name() -> str:
@@ -159,7 +209,41 @@ def get_version(alias: str) -> ModelVersion | None:
     except MlflowException as exc:
         if is_missing(exc):
             return None
-        raise
+        raise unreachable(exc) or exc from exc
+
+
+def recorded_digest(version: ModelVersion) -> str | None:
+    """The digest logged with the version's run (tag ``model_digest``), or None if absent.
+
+    Recorded when the model was logged, before any copy existed: the artifact (files and
+    manifest alike) must still hash to it, or someone changed the model after logging.
+    """
+    run_id = version.run_id or (version.tags or {}).get("run_id")
+    if not run_id:
+        return None
+    try:
+        return client().get_run(run_id).data.tags.get(DIGEST_TAG)
+    except MlflowException as exc:
+        if is_missing(exc):
+            return None
+        raise unreachable(exc) or exc from exc
+
+
+def check_recorded(version: ModelVersion, directory: Path, recorded: str | None) -> str:
+    """Verify ``directory`` (checksums, then digest == ``recorded``); return the digest."""
+    verify_files(directory, read_manifest(directory))
+    actual = model_digest(directory)
+    if not recorded:
+        raise ModelIntegrityError(
+            f"version {version.version} has no recorded {DIGEST_TAG} on its run: "
+            "cannot tell whether its files are the ones logged; refusing"
+        )
+    if actual != recorded:
+        raise ModelIntegrityError(
+            f"version {version.version}: artifact digest {actual[:12]} differs from the "
+            f"registry's recorded {DIGEST_TAG} {recorded[:12]}; refusing"
+        )
+    return actual
 
 
 def model_uri(alias: str) -> str:
@@ -183,26 +267,31 @@ def download_risk_model(version: ModelVersion, destination: Path) -> Path:
 
 
 def fetch_verified(version: ModelVersion, *, refresh: bool = False) -> Path:
-    """A version's model files under ``<home>/models/v<version>``, checksums verified.
+    """A version's model files under ``<home>/models/v<version>``, checksums verified and
+    the digest equal to the one the registry recorded at logging (:func:`check_recorded`).
 
     The one way shiprisk fetches a registered model (batch scoring, promotion, the BentoML
     import). The files are downloaded beside the target and renamed into place, so a killed
     download is never used. A verified copy already there is reused unless ``refresh``
     (promotion and import check the registry's own artifact, not an older local copy).
     """
+    recorded = recorded_digest(version)
     target = get_settings().home / "models" / f"v{version.version}"
     if not refresh:
         try:
-            verify_files(target, read_manifest(target))
+            check_recorded(version, target, recorded)
             return target
         except (ModelIntegrityError, OSError, ValueError):
             pass
 
     def fill(tmp: Path) -> None:
         download_risk_model(version, tmp)
-        verify_files(tmp, read_manifest(tmp))  # a corrupt download never replaces a good copy
+        check_recorded(version, tmp, recorded)  # a bad download never replaces a good copy
 
-    return write_atomic(target, fill)
+    try:
+        return write_atomic(target, fill)
+    except MlflowException as exc:
+        raise unreachable(exc) or exc from exc
 
 
 def champion_history() -> list[str]:

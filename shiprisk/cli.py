@@ -158,19 +158,23 @@ def _serve(host: str | None, port: int | None, workers: int | None, alias: str) 
     import os
     import sys
 
+    from rich.markup import escape
+
     from shiprisk.serving.model_store import NoVerifiedModelError, pin, resolve
     from shiprisk.settings import get_settings
 
     settings = get_settings()
     try:
         resolved = resolve(alias)
-    except NoVerifiedModelError as exc:
-        console.print(f"[red]cannot serve:[/red] {exc}", soft_wrap=True)
+    except NoVerifiedModelError as exc:  # the reason may hold "[Errno ..]": not rich markup
+        console.print(f"[red]cannot serve:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(code=3) from exc
     _check_loadable(resolved.tag)
     pin(resolved.tag)
     console.print(
-        f"serving {resolved.tag} (MLflow version {resolved.mlflow_version}): {resolved.message}"
+        f"serving {resolved.tag} (MLflow version {resolved.mlflow_version}): "
+        f"{escape(resolved.message)}",
+        soft_wrap=True,
     )
     env = dict(os.environ, SHIPRISK_MODEL_TAG=resolved.tag, BENTOML_DO_NOT_TRACK="true")
     env.setdefault("OMP_NUM_THREADS", "1")

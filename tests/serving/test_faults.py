@@ -26,6 +26,7 @@ from shiprisk.models.risk_model import ModelIntegrityError, RiskModel
 from shiprisk.serving import model_store
 from shiprisk.serving.model_store import (
     BENTO_MODEL_NAME,
+    NoVerifiedModelError,
     last_verified,
     resolve,
     verify_model_dir,
@@ -104,14 +105,15 @@ def test_last_verified_skips_a_rotten_newer_import(served_tag: str, corrupt_newe
     assert chosen.source == "fallback"
 
 
-def test_missing_alias_falls_back_to_last_verified_and_says_so(served_tag, corrupt_newer_import):
-    expected = last_verified()
-    resolved = resolve("nope")
-    assert resolved.source == "fallback"
-    assert resolved.tag == expected.tag != corrupt_newer_import
-    assert "nope" in resolved.message and resolved.tag in resolved.message
-    assert resolved.message.startswith("serving last verified import")
-    assert "\n" not in resolved.message
+def test_missing_alias_never_falls_back_to_the_newest_import(served_tag, corrupt_newer_import):
+    """An alias the registry never named here has no version to fall back to: the newest
+    verified import is not a stand-in for it."""
+    with pytest.raises(NoVerifiedModelError) as refused:
+        resolve("nope")
+    message = str(refused.value)
+    assert "no model version has the alias 'nope'" in message
+    assert message.endswith("the registry was never read for 'nope' here")
+    assert "\n" not in message
 
 
 def _free_port() -> int:
@@ -159,7 +161,8 @@ def test_serve_with_nothing_verified_exits_3_with_the_reason(serve_with_nothing)
 def test_serve_with_nothing_verified_gives_a_one_line_reason(serve_with_nothing) -> None:
     lines = [line for line in serve_with_nothing.stderr.splitlines() if line.strip()]
     last = lines[-1]
-    assert last.startswith("cannot serve:") and last.endswith("no verified model is in the store")
+    assert last.startswith("cannot serve:") and "no verified model is in the store" in last
+    assert last.endswith("the registry was never read for 'champion' here")
 
 
 # -- training on bad data ---------------------------------------------------------------------
@@ -257,7 +260,8 @@ def test_corrupt_registry_artifact_is_never_imported_or_promoted(
 
     with pytest.raises(ModelIntegrityError):
         model_store.import_version(CHALLENGER)
-    resolved = resolve(CHALLENGER)
-    assert resolved.source == "fallback" and "ModelIntegrityError" in resolved.message
-    assert resolved.tag == last_verified().tag
-    assert f"v{weak_challenger}-" not in resolved.tag
+    # The registry names the corrupt version as 'challenger': nothing else stands in for it.
+    with pytest.raises(NoVerifiedModelError, match="ModelIntegrityError") as refused:
+        resolve(CHALLENGER)
+    assert f"version {weak_challenger}, last read as '{CHALLENGER}'" in str(refused.value)
+    assert last_verified(CHALLENGER) is None
