@@ -27,6 +27,8 @@ NAMESPACE = "bentoml_service"
 OTHER = "other"
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 CACHE_SECONDS = 1.0
+NO_ANSWER = 499
+"""Recorded when the client left before any answer (nginx's convention)."""
 
 
 class RouteMetricsMiddleware:
@@ -71,7 +73,7 @@ class RouteMetricsMiddleware:
             return
         total, duration, in_progress = self._metrics or self._setup()
         endpoint = self.endpoint(scope["path"])
-        status = 500  # if the app raises before answering
+        status = NO_ANSWER
         start = time.perf_counter()
 
         async def recording(message: Message) -> None:
@@ -84,6 +86,9 @@ class RouteMetricsMiddleware:
         gauge.inc()
         try:
             await self.app(scope, receive, recording)
+        except Exception:
+            status = 500 if status == NO_ANSWER else status
+            raise
         finally:
             gauge.dec()
             code = str(status)

@@ -129,6 +129,11 @@ class BodyLimitMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send)
             return
+        if not scope["path"].startswith(PROTECTED_PREFIXES):
+            # No other route reads a body: never wait for one (a keyless client trickling a
+            # body to an unknown path would hold a load-shedding slot until the deadline).
+            await self.app(scope, receive, send)
+            return
         chunks, total, more = [], 0, True
         while more:
             message = await receive()
