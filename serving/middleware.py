@@ -1,23 +1,25 @@
 """ASGI middlewares for the scoring service: auth, body size, error shape, OpenAPI.
 
-BentoML has no request-size limit and answers validation errors in its own shape, so:
+BentoML has no request-size limit and answers errors in several shapes of its own, so:
 
 * :class:`ApiKeyMiddleware` - optional API key (``x-api-key`` or ``Authorization: Bearer``),
-  compared in constant time; health, readiness, metrics and docs stay open;
+  compared in constant time; health, readiness, docs (and by default metrics) stay open;
 * :class:`BodyLimitMiddleware` - 413 before any scoring work for bodies over the limit
   (declared ``Content-Length`` or counted while streaming a chunked body);
-* :class:`ErrorShapeMiddleware` - every 400 becomes ``{"error", "fields": [{field, reason}]}``;
-* :class:`OpenApiMiddleware` - declares the 400 / 401 / 413 answers in ``/docs.json``.
+* :class:`ErrorShapeMiddleware` - every error answer becomes ``{"error", "fields"}``
+  (:func:`shiprisk.serving.errors.reshape`), and an exception becomes a shaped 500;
+* :class:`OpenApiMiddleware` - declares the error answers in ``/docs.json``.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-from shiprisk.data.validation import describe_errors
+from shiprisk.serving.errors import ERROR_TEXT, error_body, reshape
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -29,11 +31,17 @@ OPENAPI_VERSION = "3.1.0"
 SCHEMA_REF = "#/components/schemas/{model}"
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/"})
 PROTECTED_PREFIXES = ("/score",)
+DECLARED_ERRORS = (400, 401, 413, 415, 503, 504)
+"""The error answers a scoring operation declares in ``/docs.json`` (401 only with a key)."""
+log = logging.getLogger("shiprisk.serving")
 
 
-async def send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
+async def send_json(
+    send: Send, status: int, payload: dict[str, Any], extra: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
     body = json.dumps(payload).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += list(extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -44,25 +52,30 @@ async def rewrite_body(
     receive: Receive,
     send: Send,
     *,
-    status: int,
-    transform: Callable[[bytes], bytes],
+    when: Callable[[int], bool],
+    transform: Callable[[bytes, int], bytes],
 ) -> None:
-    """Run ``app``; if it answers ``status``, buffer its body and send ``transform(body)``."""
+    """Run ``app``; if it answers a status for which ``when`` holds, buffer its body and send
+    ``transform(body, status)`` as JSON instead."""
     held: Message | None = None
     parts: list[bytes] = []
 
     async def wrapped(message: Message) -> None:
         nonlocal held
-        if message["type"] == "http.response.start" and message["status"] == status:
+        if message["type"] == "http.response.start" and when(message["status"]):
             held = message
             return
         if held is not None and message["type"] == "http.response.body":
             parts.append(message.get("body", b""))
             if message.get("more_body", False):
                 return
-            body = transform(b"".join(parts))
-            headers = [(k, v) for k, v in held["headers"] if k.lower() != b"content-length"]
-            headers.append((b"content-length", str(len(body)).encode()))
+            body = transform(b"".join(parts), held["status"])
+            skip = (b"content-length", b"content-type")
+            headers = [(k, v) for k, v in held.get("headers", []) if k.lower() not in skip]
+            headers += [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ]
             await send({**held, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
@@ -74,20 +87,22 @@ async def rewrite_body(
 class ApiKeyMiddleware:
     """401 on scoring endpoints unless the request carries the configured key."""
 
-    def __init__(self, app: ASGIApp, key: str | None) -> None:
+    def __init__(self, app: ASGIApp, key: str | None, metrics: bool = False) -> None:
         self.app = app
         self.key = key.encode() if key else None
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        guarded = self.key and scope["type"] == "http" and _protected(scope["path"])
+        guarded = self.key and scope["type"] == "http" and self._protected(scope["path"])
         if guarded and not hmac.compare_digest(_presented_key(scope), self.key):
-            await send_json(send, 401, {"error": "missing or invalid API key", "fields": []})
+            await send_json(send, 401, error_body(401))
             return
         await self.app(scope, receive, send)
 
-
-def _protected(path: str) -> bool:
-    return path not in OPEN_PATHS and path.startswith(PROTECTED_PREFIXES)
+    def _protected(self, path: str) -> bool:
+        if path == "/metrics":
+            return self.metrics
+        return path not in OPEN_PATHS and path.startswith(PROTECTED_PREFIXES)
 
 
 def _presented_key(scope: Scope) -> bytes:
@@ -113,6 +128,11 @@ class BodyLimitMiddleware:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send)
+            return
+        if not scope["path"].startswith(PROTECTED_PREFIXES):
+            # No other route reads a body: never wait for one (a keyless client trickling a
+            # body to an unknown path would hold a load-shedding slot until the deadline).
+            await self.app(scope, receive, send)
             return
         chunks, total, more = [], 0, True
         while more:
@@ -149,35 +169,42 @@ class BodyLimitMiddleware:
 
 
 class ErrorShapeMiddleware:
-    """Rewrite BentoML's 400 validation answers into ``{error, fields: [{field, reason}]}``."""
+    """Every answer from 400 up as ``{error, fields: [{field, reason}]}`` (see
+    :func:`~shiprisk.serving.errors.reshape`); an exception becomes a shaped 500, logged
+    by its type only (an exception's text can quote the request)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, known: frozenset[str] = frozenset()) -> None:
         self.app = app
+        self.known = known
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        await rewrite_body(self.app, scope, receive, send, status=400, transform=_reshape)
+        started = False
 
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
 
-def _reshape(raw: bytes) -> bytes:
-    try:
-        payload = json.loads(raw or b"{}")
-    except ValueError:
-        return raw
-    if isinstance(payload, dict) and isinstance(payload.get("detail"), list):
-        fields = describe_errors(d for d in payload["detail"] if isinstance(d, dict))
-        return json.dumps({"error": "invalid request", "fields": fields}).encode()
-    if isinstance(payload, list) and payload and isinstance(payload[0], dict):
-        payload = payload[0]  # BentoML's InvalidArgument answers a one-element list
-    if isinstance(payload, dict) and "error" in payload:
-        return json.dumps({"error": payload["error"], "fields": payload.get("fields", [])}).encode()
-    return raw
+        try:
+            await rewrite_body(
+                self.app,
+                scope,
+                receive,
+                tracking,
+                when=lambda status: status >= 400,
+                transform=lambda raw, status: reshape(raw, status, self.known),
+            )
+        except Exception as exc:
+            log.error("%s on %s: %s", ERROR_TEXT[500], scope.get("method"), type(exc).__name__)
+            if not started:
+                await send_json(send, 500, error_body(500))
 
 
 class OpenApiMiddleware:
-    """Add the 400/401/413 answers (with the error body schema) to ``/docs.json``.
+    """Add the error answers (``DECLARED_ERRORS``, with the error body schema) to ``/docs.json``.
 
     It also makes the document true to what the server accepts and returns: BentoML labels
     it OpenAPI 3.0 but embeds pydantic's JSON Schema 2020-12 (numeric ``exclusiveMinimum``,
@@ -203,9 +230,11 @@ class OpenApiMiddleware:
         if scope["type"] != "http" or scope["path"] != "/docs.json":
             await self.app(scope, receive, send)
             return
-        await rewrite_body(self.app, scope, receive, send, status=200, transform=self._patch)
+        await rewrite_body(
+            self.app, scope, receive, send, when=lambda status: status == 200, transform=self._patch
+        )
 
-    def _patch(self, raw: bytes) -> bytes:
+    def _patch(self, raw: bytes, status: int = 200) -> bytes:
         spec = json.loads(raw)
         spec["openapi"] = OPENAPI_VERSION
         components = spec.setdefault("components", {}).setdefault("schemas", {})
@@ -223,11 +252,10 @@ class OpenApiMiddleware:
                 _restore_fields(ok.get("application/json"), response_model, components)
         ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
         answers = {
-            "400": "Invalid request: the body names each field and the reason",
-            "413": "Request body or batch too large",
+            str(code): f"{ERROR_TEXT[code][:1].upper()}{ERROR_TEXT[code][1:]}"
+            for code in DECLARED_ERRORS
+            if code != 401 or self.auth
         }
-        if self.auth:
-            answers["401"] = "Missing or invalid API key"
         for path, item in spec.get("paths", {}).items():
             operation = item.get("post")
             if not path.startswith(PROTECTED_PREFIXES) or not isinstance(operation, dict):

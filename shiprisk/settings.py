@@ -51,6 +51,25 @@ class Settings(BaseSettings):
         description="score with the boosters compiled to native code (lleaves) where they "
         "reproduce LightGBM's scores; false = LightGBM only",
     )
+    max_in_flight: int = Field(
+        default=32,
+        ge=1,
+        le=4096,
+        description="requests one worker handles at once; beyond it a fast 503 + Retry-After",
+    )
+    request_timeout_s: float = Field(
+        default=30.0, gt=0, le=600, description="no answer started by then: 504"
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="a connection that has not sent a request's full headers by then is closed",
+    )
+    metrics_require_key: bool = Field(
+        default=False,
+        description="ask for the API key on /metrics too (it holds no request values either way)",
+    )
     api_key: SecretStr | None = Field(default=None, description="require this key if set")
     api_key_file: Path | None = Field(default=None, description="file holding the API key")
 

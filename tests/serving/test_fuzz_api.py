@@ -6,10 +6,16 @@ configured as schemathesis auth (sent on every request). Every response passes a
 schemathesis' built-in checks (no 5xx, documented status codes, content types and response
 schemas, valid data accepted, invalid data rejected, auth not ignored) plus two of ours:
 
-* every 4xx body is ``{error, fields: [{field, reason}]}`` and names at least one field
-  (401 answers carry an empty ``fields`` list: a missing key is no field of the body);
+* every 4xx body is ``{error, fields: [{field, reason}]}``; 400, 413 and 415 name at least
+  one field (a 401 carries an empty ``fields`` list: a missing key is no field of the body);
 * the server agrees with the contract in-process: a JSON-object body is answered 200 exactly
-  when ``ScoreRequest`` / ``BatchRequest`` accept it, and a 400 names the same fields.
+  when ``ScoreRequest`` / ``BatchRequest`` accept it, and a 400 names the same fields
+  (contract names only: an unknown key is named by its parent).
+
+A second run per endpoint sends what the document does not describe (form-encoded and
+multipart bodies, other content types, unknown JSON keys) with a marker planted in every key,
+value, path, query string and header: no 5xx, and the marker never comes back in an answer,
+the server log or ``/metrics``.
 
 Two generation knobs keep positive requests meaningful (see docs/reliability.md): ``date-time``
 values are drawn from the contract's window (2000 to now) and buyer refusals are capped at
@@ -20,12 +26,16 @@ generated /score calls must be scored (200): the scoring path is fuzzed, not onl
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from numbers import Real
 from typing import Any
+from urllib.parse import urlencode
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -34,8 +44,8 @@ from pydantic import BaseModel, ValidationError
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.formats import STRING_FORMATS
 
-from shiprisk.data.contract import EARLIEST_CREATED_AT
-from shiprisk.data.validation import describe_validation_error
+from shiprisk.data.contract import EARLIEST_CREATED_AT, example_request
+from shiprisk.serving.errors import contract_names, describe_refusal
 from shiprisk.serving.schemas import BatchRequest, ScoreRequest
 
 pytestmark = pytest.mark.slow
@@ -45,6 +55,9 @@ EXAMPLES = {GenerationMode.POSITIVE: 80, GenerationMode.NEGATIVE: 50}
 OPTIONAL_PARTS = ("channel_id", "candidates", "constraints", "costs")
 MIN_SCORED_SHARE = 0.30
 MODELS: dict[str, type[BaseModel]] = {"/score": ScoreRequest, "/score_batch": BatchRequest}
+KNOWN = contract_names(MODELS.values())
+"""The names a 400 may use (unknown keys are named by their parent, never by themselves)."""
+NAMES_A_FIELD = {400, 413, 415}
 OK_STATUSES = {"/score": {200}, "/score_batch": {200, 413}}
 """A valid body is scored; a valid batch may still be over the server's configured limit."""
 GENERATION = {"with-security-parameters": False}
@@ -111,20 +124,22 @@ def _cap_refusals(case: Any) -> Any:
 
 
 def error_body_names_fields(ctx: Any, response: Any, case: Any) -> None:
-    """Every 4xx is ``{error, fields: [{field, reason}]}``; only a 401 may name no field."""
+    """Every 4xx is ``{error, fields: [{field, reason}]}``; 400, 413 and 415 name a field (the
+    body is to blame), other statuses may not (a missing key is no field of the body)."""
     status = response.status_code
     assert status < 500, f"server error {status}: {response.text[:300]}"
     if status < 400:
         return
     body = response.json()
-    assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"], body
-    fields = body.get("fields")
+    assert isinstance(body, dict) and set(body) == {"error", "fields"}, body
+    assert isinstance(body["error"], str) and body["error"], body
+    fields = body["fields"]
     assert isinstance(fields, list), body
     for item in fields:
         assert set(item) == {"field", "reason"}, item
         assert isinstance(item["field"], str) and item["field"], item
         assert isinstance(item["reason"], str) and item["reason"], item
-    if status != 401:
+    if status in NAMES_A_FIELD:
         assert fields, f"{status} names no field: {body}"
 
 
@@ -138,7 +153,7 @@ def agrees_with_contract(ctx: Any, response: Any, case: Any) -> None:
         MODELS[path].model_validate_json(json.dumps(case.body))
         expected: set[str] = set()
     except ValidationError as exc:
-        expected = {e["field"] for e in describe_validation_error(exc)}
+        expected = {e["field"] for e in describe_refusal(exc, KNOWN)}
     if expected:
         named = {f["field"] for f in response.json().get("fields", [])}
         assert status == 400 and named == expected, (status, named, expected)
@@ -198,3 +213,96 @@ def test_fuzzed_requests_never_fail_and_valid_ones_are_scored(
     assert positive[200] >= 0.8 * sum(positive.values())
     if path == "/score":  # the scored requests used every optional part of the request
         assert all(parts[p] for p in OPTIONAL_PARTS), parts
+
+
+# -- bodies the document does not describe: form, multipart, other types, planted markers ------
+
+MARK = f"mk{uuid.uuid4().hex[:12]}"
+"""Planted in keys, values, paths, query strings and headers; must never come back out."""
+OTHER_EXAMPLES = 60
+"""Per endpoint: requests with bodies that are not the documented JSON."""
+WRONG_TYPES = (
+    "text/plain",
+    "application/xml",
+    "application/octet-stream",
+    "application/jsonx",
+    "text/json",
+    "image/png",
+    "multipart/mixed",
+)
+
+
+MARKED = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-", max_size=8).map(
+    lambda tail: MARK + tail
+)
+
+
+@st.composite
+def marked_request(draw: Any, endpoint: str) -> dict[str, Any]:
+    """One request with markers everywhere a client controls: the body (form-encoded,
+    multipart with good or broken boundaries, JSON with marked keys and values, raw bytes
+    under a wrong type), the path, the query string and a header; with or without the key."""
+    pairs = draw(st.lists(st.tuples(MARKED, MARKED), min_size=1, max_size=4))
+    kind = draw(st.sampled_from(["form", "multipart", "multipart-bad", "json", "wrong-type"]))
+    headers = {"user-agent": f"fuzz {MARK}", "x-note": draw(MARKED)}
+    if kind == "form":
+        headers["content-type"] = "application/x-www-form-urlencoded"
+        content = urlencode(pairs).encode()
+    elif kind.startswith("multipart"):
+        boundary = draw(st.sampled_from(["b0undary", "", "x" * 80, MARK]))
+        sent = boundary if kind == "multipart" else draw(st.sampled_from(["other", "", "--"]))
+        headers["content-type"] = f"multipart/form-data; boundary={sent}"
+        parts = [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+            for k, v in pairs
+        ]
+        content = ("".join(parts) + f"--{boundary}--\r\n").encode()
+    elif kind == "json":
+        headers["content-type"] = "application/json"
+        shipment = {**example_request(), **dict(pairs), "order_id": pairs[0][1][:64]}
+        body = shipment if endpoint == "/score" else {"shipments": [shipment], pairs[0][0]: 1}
+        content = json.dumps(body).encode()
+    else:
+        headers["content-type"] = draw(st.sampled_from(WRONG_TYPES))
+        content = draw(st.sampled_from([json.dumps(dict(pairs)).encode(), MARK.encode(), b""]))
+    path = draw(st.sampled_from([endpoint, f"{endpoint}/{MARK}", f"/{MARK}/98765.43"]))
+    if draw(st.booleans()):
+        path += f"?q={MARK}"
+    return {"path": path, "headers": headers, "content": content, "keyed": draw(st.booleans())}
+
+
+@pytest.mark.parametrize("endpoint", sorted(MODELS))
+def test_other_bodies_never_fail_and_nothing_planted_comes_back(
+    server: Any, api: Any, endpoint: str
+) -> None:
+    statuses: Counter[int] = Counter()
+
+    @settings(max_examples=OTHER_EXAMPLES, derandomize=True, deadline=None, database=None)
+    @given(request=marked_request(endpoint))
+    def run(request: dict[str, Any]) -> None:
+        headers = dict(request["headers"])
+        if request["keyed"]:
+            headers["x-api-key"] = api.headers["x-api-key"]
+        response = httpx.post(
+            f"{server.url}{request['path']}",
+            content=request["content"],
+            headers=headers,
+            timeout=60,
+        )
+        statuses[response.status_code] += 1
+        error_body_names_fields(None, response, None)
+        assert response.status_code != 200, request  # none of these bodies is a valid request
+        assert MARK not in response.text and MARK not in str(response.headers), response.text
+        if request["keyed"] and request["path"] == endpoint:
+            ctype = headers["content-type"]
+            assert response.status_code == (400 if ctype == "application/json" else 415), ctype
+
+    run()
+    print(f"{endpoint} other bodies: {dict(statuses)}")
+    assert sum(statuses.values()) >= OTHER_EXAMPLES * 0.9
+    assert not [s for s in statuses if s >= 500]
+    assert statuses[415] and statuses[404] and statuses[401], statuses
+    time.sleep(1.1)  # /metrics is rebuilt at most once a second
+    assert MARK not in httpx.get(f"{server.url}/metrics", timeout=60).text
+    time.sleep(0.5)  # let the worker flush its log
+    assert MARK not in server.log_path.read_text(errors="replace")

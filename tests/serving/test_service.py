@@ -118,7 +118,8 @@ BAD_INPUTS = [
         _request(buyer_prior_orders=1, buyer_prior_refusals=3),
         "buyer_prior_refusals",
     ),
-    ("unknown field", _request(buyer_name="Jane"), "buyer_name"),
+    # An unknown key is request data: named by its parent ("body"), never by itself.
+    ("unknown field", _request(buyer_name="Jane"), "body"),
     (
         "bad candidate",
         _request(candidates=[{"channel_id": "ems", "quoted_price_usd": -1}]),
