@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
@@ -321,12 +322,26 @@ def check_created_at(value: datetime, now: datetime | None = None) -> datetime:
 # -- pydantic schemas derived from the table ----------------------------------------------
 
 
+def _not_a_bool(value: Any) -> Any:
+    """JSON ``true``/``false`` is not a number, although pydantic's lax mode reads it as 1/0:
+    the document says number, so a boolean is refused like any other wrong type."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+_NOT_A_BOOL = BeforeValidator(_not_a_bool)
+Number = Annotated[float, _NOT_A_BOOL]
+"""A float field that refuses booleans (every number of the API: contract, costs, quotes)."""
+Count = Annotated[int, _NOT_A_BOOL]
+
+
 def _pydantic_field(spec: FieldSpec, *, required: bool = True) -> tuple[Any, Any]:
     """Annotation and ``Field`` for one spec (constraints become JSON-schema bounds)."""
     annotation: Any = {
         "str": str,
-        "int": int,
-        "float": float,
+        "int": Count,
+        "float": Number,
         "bool": bool,
         "datetime": datetime,
         "date": date,
@@ -339,17 +354,30 @@ def _pydantic_field(spec: FieldSpec, *, required: bool = True) -> tuple[Any, Any
         "examples": [spec.example] if spec.example is not None else None,
         "json_schema_extra": extra,
     }
-    for key in ("ge", "gt", "le", "pattern", "max_length"):
-        if getattr(spec, key) is not None:
-            kwargs[key] = getattr(spec, key)
+    bounds: dict[str, Any] = {
+        key: getattr(spec, key)
+        for key in ("ge", "gt", "le", "pattern", "max_length")
+        if getattr(spec, key) is not None
+    }
     if spec.kind == "str":
-        kwargs["min_length"] = 1
+        bounds["min_length"] = 1
     if spec.kind == "float":
-        kwargs["allow_inf_nan"] = False
+        bounds["allow_inf_nan"] = False
     if not required:
-        annotation = annotation | None
-        kwargs["default"] = None
-    return annotation, Field(**kwargs)
+        # Bounds inside the optional type, so the JSON schema shows them as bounds.
+        base = {"int": int, "float": float}.get(spec.kind, annotation)
+        return optional(base, **bounds), Field(default=None, **kwargs)
+    return annotation, Field(**kwargs, **bounds)
+
+
+def optional(base: Any, **bounds: Any) -> Any:
+    """``base | None`` with its bounds on the non-null branch (numbers refuse booleans).
+
+    Bounds go before the boolean check: given to a ``Field`` of an optional validated type,
+    pydantic would write them as unknown JSON-schema keys instead of minimum/maximum."""
+    if base in (int, float):
+        return Annotated[base, Field(**bounds), _NOT_A_BOOL] | None
+    return Annotated[base, Field(**bounds)] | None
 
 
 def _annotations(names: tuple[str, ...]) -> dict[str, Any]:
@@ -397,18 +425,12 @@ class CandidateChannel(BaseModel):
         description="Channel id from the catalog.",
         examples=["epacket"],
     )
-    quoted_price_usd: float | None = Field(
+    quoted_price_usd: optional(float, ge=0, le=100_000, allow_inf_nan=False) = Field(  # type: ignore[valid-type]
         default=None,
-        ge=0,
-        le=100_000,
-        allow_inf_nan=False,
         description="Seller's negotiated price, USD.",
     )
-    quoted_premium_usd: float | None = Field(
+    quoted_premium_usd: optional(float, ge=0, le=100_000, allow_inf_nan=False) = Field(  # type: ignore[valid-type]
         default=None,
-        ge=0,
-        le=100_000,
-        allow_inf_nan=False,
         description="Insurance premium quote, USD.",
     )
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shiprisk.data.catalogs import Tracking
-from shiprisk.data.contract import CHANNEL_PATTERN, GOODS_CATEGORIES
+from shiprisk.data.contract import CHANNEL_PATTERN, GOODS_CATEGORIES, Number, optional
 
 GoodsCategory = Literal[GOODS_CATEGORIES]  # type: ignore[valid-type]
 Carrier = Annotated[str, StringConstraints(pattern=CHANNEL_PATTERN, max_length=40)]
@@ -24,7 +24,7 @@ class SellerCosts(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    goods_cost_ratio: float = Field(
+    goods_cost_ratio: Number = Field(
         default=0.4,
         ge=0,
         le=1,
@@ -35,7 +35,7 @@ class SellerCosts(BaseModel):
         default="refund",
         description="On loss or rejection: refund the buyer (lose the sale) or send again.",
     )
-    unrecoverable_share: float = Field(
+    unrecoverable_share: Number = Field(
         default=0.3,
         ge=0,
         le=1,
@@ -43,7 +43,7 @@ class SellerCosts(BaseModel):
         description="Share of the goods' cost not recovered when a rejected parcel comes "
         "back (damaged, opened, abandoned or destroyed at the destination).",
     )
-    risk_aversion: float = Field(
+    risk_aversion: Number = Field(
         default=1.0,
         ge=0,
         le=10,
@@ -51,21 +51,21 @@ class SellerCosts(BaseModel):
         description="Weight on the expected insurance payout in the insure decision: 1 is "
         "risk-neutral, above 1 buys insurance that costs a little more than it pays back.",
     )
-    delay_cost_per_day_usd: float = Field(
+    delay_cost_per_day_usd: Number = Field(
         default=0.0,
         ge=0,
         le=1000,
         allow_inf_nan=False,
         description="Cost of each day of expected transit (buyer goodwill, reviews), USD.",
     )
-    claim_paid_probability: float = Field(
+    claim_paid_probability: Number = Field(
         default=0.9,
         ge=0,
         le=1,
         allow_inf_nan=False,
         description="Probability an insurance claim for a lost parcel is paid.",
     )
-    liability_paid_probability: float = Field(
+    liability_paid_probability: Number = Field(
         default=0.8,
         ge=0,
         le=1,
@@ -89,11 +89,8 @@ class Constraints(BaseModel):
         description="Minimum tracking: 'partial' = any tracking number (postal registered, "
         "scans may stop at the destination), 'full' = end-to-end tracking.",
     )
-    max_transit_days: float | None = Field(
+    max_transit_days: optional(float, gt=0, le=365, allow_inf_nan=False) = Field(  # type: ignore[valid-type]
         default=None,
-        gt=0,
-        le=365,
-        allow_inf_nan=False,
         description="Upper limit on the expected (mean) transit days, customs hold included.",
     )
     allowed_carriers: tuple[Carrier, ...] | None = Field(
@@ -102,11 +99,8 @@ class Constraints(BaseModel):
         max_length=50,
         description="Carriers the seller accepts (catalog carrier ids, e.g. 'dhl').",
     )
-    max_price_usd: float | None = Field(
+    max_price_usd: optional(float, gt=0, le=100_000, allow_inf_nan=False) = Field(  # type: ignore[valid-type]
         default=None,
-        gt=0,
-        le=100_000,
-        allow_inf_nan=False,
         description="Upper limit on the shipping price (insurance premium excluded), USD.",
     )
 

@@ -423,3 +423,36 @@ def test_frame_and_pydantic_agree_on_random_rows(schema: str, data: st.DataObjec
             # rule whose inputs are valid, so it may name a rule's field in addition
             assert pydantic_says <= frame_says, (row, pydantic_says, frame_says)
             assert frame_says - pydantic_says <= RULE_FIELDS, (row, pydantic_says, frame_says)
+
+
+NUMERIC = [f.name for f in contract.FIELDS if f.kind in ("int", "float")]
+
+
+@pytest.mark.parametrize("name", NUMERIC)
+def test_booleans_are_not_numbers(name: str) -> None:
+    """JSON true/false in a numeric field is refused and named (lax pydantic reads 1/0)."""
+    import json
+
+    body = {**contract.example_request(), name: True}
+    with pytest.raises(ValidationError) as caught:
+        contract.ShipmentRequest.model_validate_json(json.dumps(body))
+    assert [e["loc"] for e in caught.value.errors()] == [(name,)]
+    assert "not true or false" in str(caught.value)
+
+
+def test_json_schema_bounds_are_json_schema_keywords() -> None:
+    """Bounds show as minimum/maximum (never pydantic's raw ge/le): fuzzers and clients
+    generate requests from this document."""
+    from shiprisk.decisions.costs import Constraints, SellerCosts
+
+    def raw_bounds(node: object, path: str = "") -> list[str]:
+        if isinstance(node, dict):
+            found = [f"{path}.{k}" for k in node if k in ("ge", "gt", "le", "lt")]
+            return found + [p for k, v in node.items() for p in raw_bounds(v, f"{path}.{k}")]
+        if isinstance(node, list):
+            return [p for i, v in enumerate(node) for p in raw_bounds(v, f"{path}[{i}]")]
+        return []
+
+    models = [*contract.SCHEMAS.values(), contract.CandidateChannel, SellerCosts, Constraints]
+    for model in models:
+        assert not raw_bounds(model.model_json_schema()), model.__name__

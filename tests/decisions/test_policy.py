@@ -578,3 +578,14 @@ def test_mitigations_unknown_destination_and_no_recommendation():
     assert [a["code"] for a in actions] == ["switch_to_prepaid", "ship_ddp"]
     assert "XX" in actions[0]["text"]
     assert len({r.code for r in RULES}) == len(RULES)
+
+
+def test_cost_overrides_refuse_booleans() -> None:
+    """``{"goods_cost_ratio": true}`` is a wrong type, not 1.0."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="not true or false"):
+        SellerCosts.model_validate_json('{"goods_cost_ratio": true}')
+    with pytest.raises(ValidationError, match="not true or false"):
+        Constraints.model_validate_json('{"max_price_usd": false}')
+    assert SellerCosts.model_validate_json('{"goods_cost_ratio": 1}').goods_cost_ratio == 1.0
