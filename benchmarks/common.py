@@ -110,6 +110,8 @@ def log(msg: str) -> None:
 
 DATA_INPUTS = (
     "data/simulator.py",
+    "data/physics.py",
+    "data/outcomes.py",
     "data/world.py",
     "data/catalogs.py",
     "data/contract.py",
@@ -120,6 +122,7 @@ MODEL_INPUTS = (
     *DATA_INPUTS,
     "data/loaders.py",
     "data/validation.py",
+    "data/coercion.py",
     "features",
     "models",
     "training",

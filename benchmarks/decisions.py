@@ -32,7 +32,7 @@ def main() -> None:
     common.configure_env()
     from shiprisk.data.catalogs import CHANNEL_TYPES, TRACKING_LEVELS, load_catalog
     from shiprisk.data.outcomes import EVENT_KEYS
-    from shiprisk.data.simulator import counterfactual_probabilities
+    from shiprisk.data.physics import counterfactual_probabilities
     from shiprisk.decisions.costs import SellerCosts
     from shiprisk.decisions.policy import decide
     from shiprisk.decisions.scoring import score

@@ -39,8 +39,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from shiprisk.data.atomic import write_atomic
+from shiprisk.data.coercion import blank_mask
 from shiprisk.data.contract import OUTCOME_DATE_FIELD, OUTCOME_FIELD, SCHEMA_FIELDS, SPECS
-from shiprisk.data.validation import blank_mask, empty_errors, validate_frame
+from shiprisk.data.validation import empty_errors, validate_frame
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2")
 PARQUET_SUFFIXES = (".parquet", ".pq")

@@ -13,15 +13,14 @@ vectorised numpy; a seed fixes the frame. Parameters live in :mod:`shiprisk.data
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import date
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from shiprisk.data.atomic import write_atomic
-from shiprisk.data.catalogs import CHANNEL_TYPES, TRACKING_NAMES, Catalog, load_catalog
+from shiprisk.data.catalogs import CHANNEL_TYPES, Catalog, load_catalog
 from shiprisk.data.contract import (
     ADDRESS_QUALITIES,
     CURRENCIES,
@@ -36,6 +35,15 @@ from shiprisk.data.contract import (
 )
 from shiprisk.data.outcomes import DELIVERED as DELIVERED_LABEL
 from shiprisk.data.outcomes import EVENTS, TRUTH_COLUMNS, Outcome
+from shiprisk.data.physics import (
+    YEAR_S,
+    Shipments,
+    country_codes,
+    eligible_channels,
+    lookup,
+    probabilities,
+    transit_bounds,
+)
 from shiprisk.data.world import LOCAL_CURRENCY, WorldParams, default_world, world_by_name
 
 TRUE_COLUMNS = TRUTH_COLUMNS
@@ -44,275 +52,7 @@ CHUNK_ROWS = 200_000
 """Rows drawn per chunk (bounds memory; progress is reported per chunk)."""
 PROGRESS_MIN_ROWS = 200_000
 """``generate_to_parquet`` shows a progress bar from this many rows on."""
-_YEAR_S = 365.25 * 86_400.0
 _MAX_DECLARED = float(SPECS["declared_value"].le or np.inf)
-
-
-# -- numeric view of contract fields -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Shipments:
-    """Contract fields as codes and floats (what the probability model is a function of)."""
-
-    country: np.ndarray  # row in the catalog destination tables (unknown -> last row)
-    goods: np.ndarray
-    packaging: np.ndarray
-    address: np.ndarray
-    is_cod: np.ndarray
-    is_ddu: np.ndarray
-    tax_id: np.ndarray
-    orders: np.ndarray
-    refusals: np.ndarray
-    value_usd: np.ndarray
-    weight_kg: np.ndarray
-    dims_cm: tuple[np.ndarray, np.ndarray, np.ndarray]
-    valuable_wording: np.ndarray
-    remote: np.ndarray
-    month: np.ndarray  # 0 = January
-    years: np.ndarray  # years since world.drift_origin
-
-
-def _codes(values: pd.Series | np.ndarray, categories: tuple[str, ...], name: str) -> np.ndarray:
-    codes = pd.Categorical(np.asarray(values, dtype=object), categories=categories).codes
-    if (codes < 0).any():
-        bad = pd.unique(np.asarray(values, dtype=object)[codes < 0])[:5]
-        raise ValueError(f"{name}: values outside the contract: {list(bad)}")
-    return codes.astype(np.int64)
-
-
-def _country_codes(values: pd.Series | np.ndarray, catalog: Catalog) -> np.ndarray:
-    codes = pd.Categorical(np.asarray(values, dtype=object), categories=catalog.countries).codes
-    return np.where(codes < 0, len(catalog.countries), codes).astype(np.int64)
-
-
-def _years_since(created_at: pd.Series, origin: date) -> tuple[np.ndarray, np.ndarray]:
-    ts = pd.to_datetime(created_at, utc=True)
-    origin_ts = pd.Timestamp(origin, tz="UTC")
-    years = (ts - origin_ts).dt.total_seconds().to_numpy(dtype=float) / _YEAR_S
-    return ts.dt.month.to_numpy(dtype=np.int64) - 1, years
-
-
-def _encode(frame: pd.DataFrame, world: WorldParams, catalog: Catalog) -> _Shipments:
-    """Read the contract fields of a frame into a :class:`_Shipments`."""
-    rates = np.array([catalog.currencies[c].usd_per_unit for c in CURRENCIES])
-    currency = _codes(frame["currency"], CURRENCIES, "currency")
-    month, years = _years_since(frame["created_at"], world.drift_origin)
-    return _Shipments(
-        country=_country_codes(frame["destination_country"], catalog),
-        goods=_codes(frame["goods_category"], GOODS_CATEGORIES, "goods_category"),
-        packaging=_codes(frame["packaging"], PACKAGING_TYPES, "packaging"),
-        address=_codes(frame["address_quality"], ADDRESS_QUALITIES, "address_quality"),
-        is_cod=_codes(frame["payment_method"], PAYMENT_METHODS, "payment_method") == 1,
-        is_ddu=_codes(frame["duties_terms"], DUTIES_TERMS, "duties_terms") == 1,
-        tax_id=frame["recipient_tax_id_present"].to_numpy(dtype=bool),
-        orders=frame["buyer_prior_orders"].to_numpy(dtype=float),
-        refusals=frame["buyer_prior_refusals"].to_numpy(dtype=float),
-        value_usd=frame["declared_value"].to_numpy(dtype=float) * rates[currency],
-        weight_kg=frame["weight_kg"].to_numpy(dtype=float),
-        dims_cm=tuple(
-            frame[c].to_numpy(dtype=float) for c in ("length_cm", "width_cm", "height_cm")
-        ),
-        valuable_wording=frame["valuable_wording"].to_numpy(dtype=bool),
-        remote=frame["remote_area"].to_numpy(dtype=bool),
-        month=month,
-        years=years,
-    )
-
-
-# -- the true probability model ------------------------------------------------------------
-
-
-def _softplus(x: np.ndarray) -> np.ndarray:
-    return np.logaddexp(0.0, x)
-
-
-def _smooth_cap(x: np.ndarray, cap: float) -> np.ndarray:
-    """~x for small x, never above cap (keeps multiplicative effects smooth)."""
-    return x / (1.0 + (x / cap) ** 4) ** 0.25
-
-
-def _lookup(mapping: dict, keys: tuple, default: float = 1.0) -> np.ndarray:
-    return np.array([float(mapping.get(k, default)) for k in keys])
-
-
-def _transit_bounds(s: _Shipments, catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
-    """(n, C) min and max door-to-door days: catalog range by zone + customs hold."""
-    zone = catalog.zone_of(s.country)
-    tmin, tmax = catalog.transit_days(zone)
-    hold = catalog.destination_column("customs_hold_days")[s.country][:, None]
-    return tmin + hold, tmax + hold
-
-
-def _slow_multiplier(lo: np.ndarray, hi: np.ndarray, world: WorldParams) -> np.ndarray:
-    """Mean slow-delivery multiplier for transit uniform on the integers lo..hi."""
-    b1, b2 = world.reject_slow_days
-    m1, m2, m3 = world.reject_slow_mult
-    count = hi - lo + 1.0
-    n1 = np.clip(b1 - lo + 1.0, 0.0, count)
-    n12 = np.clip(b2 - lo + 1.0, 0.0, count)
-    return (n1 * m1 + (n12 - n1) * m2 + (count - n12) * m3) / count
-
-
-def _probabilities(
-    s: _Shipments, chan: np.ndarray, world: WorldParams, catalog: Catalog
-) -> dict[str, np.ndarray]:
-    """True probability per event of shape ``chan.shape`` = (n, k) for channel indices
-    ``chan``, for the events the world has physics for (``PHYSICS``), in spec order."""
-    p_loss, p_reject = _loss_and_rejection(s, chan, world, catalog)
-    found = {"loss": p_loss, "reject": p_reject}
-    missing = [o.key for o in EVENTS if o.key not in found]
-    if missing:
-        raise ValueError(
-            f"the simulated world has no physics for outcome(s) {', '.join(missing)}: "
-            "draw them with add_event()"
-        )
-    return {o.key: found[o.key] for o in EVENTS}
-
-
-def _loss_and_rejection(
-    s: _Shipments, chan: np.ndarray, world: WorldParams, catalog: Catalog
-) -> tuple[np.ndarray, np.ndarray]:
-    """The world's physics: p_loss, p_reject of shape ``chan.shape`` = (n, k)."""
-    ids = catalog.channel_ids
-    ch_type = catalog.channel_column("channel_type_code").astype(np.int64)
-    type_names = tuple(CHANNEL_TYPES[t] for t in ch_type)
-    tracking = catalog.channel_column("tracking_level").astype(np.int64)
-    track_names = tuple(TRACKING_NAMES[t] for t in tracking)
-    col = catalog.destination_column
-    risk = col("risk_tier").astype(np.int64)[s.country]
-    customs = col("customs_tier").astype(np.int64)[s.country]
-    requires_tax = col("requires_tax_id")[s.country] > 0
-
-    lo_all, hi_all = _transit_bounds(s, catalog)
-    lo = np.take_along_axis(lo_all, chan, axis=1)
-    hi = np.take_along_axis(hi_all, chan, axis=1)
-    mean_transit = (lo + hi) / 2.0
-
-    # loss
-    chan_base = _lookup(world.loss_base_by_channel_type, type_names, np.nan) * _lookup(
-        world.loss_channel_factor, ids
-    )
-    weakness = _lookup(world.tracking_weakness, track_names)
-    wording = _lookup(world.loss_valuable_wording_mult, track_names)
-    valuable = np.isin(s.goods, [GOODS_CATEGORIES.index(g) for g in world.loss_valuable_goods])
-    envelope = s.packaging == PACKAGING_TYPES.index("envelope")
-    ship = (
-        _lookup(world.loss_tier_mult, (1, 2, 3))[risk - 1]
-        * np.where(valuable, world.loss_valuable_goods_mult, 1.0)
-        * np.where(valuable & envelope, world.loss_envelope_valuable_mult, 1.0)
-        * np.where(s.remote, world.loss_remote_mult, 1.0)
-        * np.asarray(world.loss_month_mult)[s.month]
-        * world.loss_drift_per_year**s.years
-    )
-    theft = np.log1p(s.value_usd / world.loss_theft_ref_usd)
-    transit_ref = _lookup(world.loss_transit_ref_days, type_names, np.nan)
-    address = np.log(_lookup(world.loss_address_mult, ADDRESS_QUALITIES))[s.address]
-    lam = (
-        chan_base[chan]
-        * np.exp(address[:, None] * (1.0 + world.loss_address_tracking_gain * weakness[chan]))
-        * ship[:, None]
-        * np.exp(world.loss_theft_slope * weakness[chan] * theft[:, None])
-        * np.where(s.valuable_wording[:, None], wording[chan], 1.0)
-        * (mean_transit / transit_ref[chan]) ** world.loss_transit_elasticity
-    )
-    p_loss = _smooth_cap(lam, world.loss_cap)
-
-    # rejection given not lost: buyer refusal or customs return (competing causes)
-    tiers = (1, 2, 3)
-    base = np.array([world.reject_base[t] for t in tiers])[risk - 1, s.is_cod.astype(int)]
-    good_orders = np.maximum(s.orders - s.refusals, 0.0)
-    drift = world.reject_drift_per_year**s.years
-    q_buyer = (
-        base
-        * np.exp(world.reject_refusal_rate_weight * s.refusals / (s.orders + 1.0))
-        * (1.0 + good_orders) ** -world.reject_loyalty_elasticity
-        * _lookup(world.reject_address_mult, ADDRESS_QUALITIES)[s.address]
-        * np.where(s.remote, world.reject_remote_mult, 1.0)
-        * np.asarray(world.reject_month_mult)[s.month]
-        * drift
-    )
-    sensitive = np.isin(s.goods, [GOODS_CATEGORIES.index(g) for g in world.customs_sensitive_goods])
-    typical_vpk = np.array(
-        [world.goods_value_usd[g][0] / world.goods_weight_kg[g][0] for g in GOODS_CATEGORIES]
-    )
-    width = world.customs_undervalue_width
-    undervalue = np.log(typical_vpk[s.goods] * s.weight_kg / s.value_usd)
-    undervalue = width * _softplus((undervalue - world.customs_undervalue_shift) / width)
-    ddu_slope = _lookup(world.customs_ddu_slope, tiers)[customs - 1]
-    q_customs = _smooth_cap(
-        _lookup(world.customs_reject_base, tiers)[customs - 1]
-        * np.where(sensitive, _lookup(world.customs_sensitive_mult, tiers)[customs - 1], 1.0)
-        * np.where(
-            s.is_ddu, np.exp(ddu_slope * np.log1p(s.value_usd / world.customs_ddu_ref_usd)), 1.0
-        )
-        * np.where(requires_tax & ~s.tax_id, world.customs_missing_tax_id_mult, 1.0)
-        * np.exp(_lookup(world.customs_undervalue_slope, tiers)[customs - 1] * undervalue)
-        * drift,
-        world.reject_cap,
-    )
-    chan_reject = _lookup(world.reject_channel_type_mult, type_names) * _lookup(
-        world.reject_channel_factor, ids
-    )
-    q_buyer = _smooth_cap(
-        q_buyer[:, None] * chan_reject[chan] * _slow_multiplier(lo, hi, world), world.reject_cap
-    )
-    q = 1.0 - (1.0 - q_buyer) * (1.0 - q_customs[:, None])
-    return p_loss, (1.0 - p_loss) * q
-
-
-def true_probabilities(
-    frame: pd.DataFrame,
-    channel_ids: np.ndarray | list[str] | None = None,
-    world: WorldParams | None = None,
-    catalog: Catalog | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """True probability of each event (spec order) of each row on ``channel_ids`` (default:
-    its own channel).
-
-    A function of the contract fields and catalogs only, so it scores counterfactual
-    channels too. NaN where the channel does not serve the destination's zone.
-    """
-    world = world or default_world()
-    catalog = catalog or load_catalog()
-    ids = frame["channel_id"] if channel_ids is None else channel_ids
-    chan = _codes(ids, catalog.channel_ids, "channel_id")
-    probs = _probabilities(_encode(frame, world, catalog), chan[:, None], world, catalog)
-    return tuple(p[:, 0] for p in probs.values())
-
-
-def _eligible(s: _Shipments, catalog: Catalog) -> np.ndarray:
-    return catalog.eligible(
-        weight_kg=s.weight_kg,
-        dims_cm=s.dims_cm,
-        country_code=s.country,
-        goods_code=s.goods,
-        is_cod=s.is_cod,
-        value_usd=s.value_usd,
-    )
-
-
-def counterfactual_probabilities(
-    frame: pd.DataFrame,
-    world: WorldParams | None = None,
-    catalog: Catalog | None = None,
-) -> dict[str, np.ndarray]:
-    """Eligibility and true probabilities of every row on every catalog channel.
-
-    Keys ``eligible`` (n, C) bool and ``p_<event>`` per event (n, C) in
-    ``catalog.channel_ids`` order, NaN where the channel is not eligible.
-    """
-    world = world or default_world()
-    catalog = catalog or load_catalog()
-    s = _encode(frame, world, catalog)
-    n, c = len(frame), len(catalog.channel_ids)
-    chan = np.broadcast_to(np.arange(c), (n, c))
-    probs = _probabilities(s, chan, world, catalog)
-    eligible = _eligible(s, catalog)
-    return {
-        "eligible": eligible,
-        **{f"p_{key}": np.where(eligible, p, np.nan) for key, p in probs.items()},
-    }
 
 
 # -- drawing shipments ---------------------------------------------------------------------
@@ -386,7 +126,7 @@ def _draw_chunk(
         raise ValueError(f"destination_weights names countries not in the catalog: {unknown}")
     dest_w = _weights(world.destination_weights, countries)
     dest = _choice(rng, np.broadcast_to(dest_w, (n, len(countries))))
-    country = _country_codes(np.asarray(countries, dtype=object)[dest], catalog)
+    country = country_codes(np.asarray(countries, dtype=object)[dest], catalog)
     created = _draw_times(rng, n, world)
     col = catalog.destination_column
     risk = col("risk_tier").astype(np.int64)[country]
@@ -463,7 +203,7 @@ def _draw_chunk(
         col("remote_share")[country] * world.remote_share_scale, 1.0
     )
 
-    s = _Shipments(
+    s = Shipments(
         country=country,
         goods=goods,
         packaging=packaging,
@@ -483,16 +223,16 @@ def _draw_chunk(
     )
     # COD where the buyer wants it and some COD channel takes the parcel, else prepaid
     wants_cod = rng.random(n) < np.minimum(cod_share * world.cod_share_scale, 1.0)
-    is_cod = wants_cod & _eligible(s, catalog).any(axis=1)
+    is_cod = wants_cod & eligible_channels(s, catalog).any(axis=1)
     s = replace(s, is_cod=is_cod)
-    eligible = _eligible(s, catalog)
+    eligible = eligible_channels(s, catalog)
     if not eligible.any(axis=1).all():
         raise RuntimeError("drew a shipment no channel accepts; check the world's caps")
 
     # the seller's channel choice: softmax over eligible channels, confounded
     zone = catalog.zone_of(country)
     price = catalog.price_usd(weight, dims, zone)
-    lo, hi = _transit_bounds(s, catalog)
+    lo, hi = transit_bounds(s, catalog)
     tracking = catalog.channel_column("tracking_level")
     is_express = catalog.channel_column("channel_type_code") == CHANNEL_TYPES.index("express")
     urgency = rng.standard_normal(n)
@@ -503,8 +243,8 @@ def _draw_chunk(
             * tracking[None, :]
             * np.log(true_value / world.choice_value_ref_usd)[:, None]
             + world.choice_urgency_weight * urgency[:, None] * -np.log((lo + hi) / 20.0)
-            + _lookup(world.choice_channel_bias, catalog.channel_ids, 0.0)[None, :]
-            + _lookup(world.choice_tier_express_bias, (1, 2, 3), 0.0)[risk - 1][:, None]
+            + lookup(world.choice_channel_bias, catalog.channel_ids, 0.0)[None, :]
+            + lookup(world.choice_tier_express_bias, (1, 2, 3), 0.0)[risk - 1][:, None]
             * is_express[None, :]
         ) / world.choice_temperature
     utility = np.where(eligible, utility, -np.inf)
@@ -515,9 +255,9 @@ def _draw_chunk(
 
     # outcomes from the true probabilities of the final contract fields
     month = created.astype("datetime64[M]").astype(np.int64) % 12
-    years = (created - np.datetime64(world.drift_origin, "s")).astype(float) / _YEAR_S
+    years = (created - np.datetime64(world.drift_origin, "s")).astype(float) / YEAR_S
     s = replace(s, month=month, years=years)
-    probs = {k: p[:, 0] for k, p in _probabilities(s, channel[:, None], world, catalog).items()}
+    probs = {k: p[:, 0] for k, p in probabilities(s, channel[:, None], world, catalog).items()}
     u = rng.random(n)
     outcome = np.zeros(n, dtype=np.int64)  # codes index OUTCOMES: 0 delivered, then events
     cum = None

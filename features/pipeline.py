@@ -23,10 +23,8 @@ a feature this code does not compute is refused when it is loaded
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import UTC
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -40,162 +38,25 @@ from shiprisk.data.catalogs import (
     load_catalog,
 )
 from shiprisk.data.contract import SENSITIVE_GOODS, SOFT_PACKAGING, VALUABLE_GOODS
-
-FORMAT_VERSION = 1
-CATEGORICAL_FIELDS: tuple[str, ...] = (
-    "marketplace",
-    "payment_method",
-    "duties_terms",
-    "goods_category",
-    "packaging",
-    "address_quality",
-    "destination_country",
-    "channel_id",
+from shiprisk.features.definitions import (
+    BOOL_FIELDS,
+    CATEGORICAL_FEATURES,
+    CATEGORICAL_FIELDS,
+    CHANNEL_ATTRS,
+    DERIVED_FEATURES,
+    DESTINATION_ATTRS,
+    EPOCH_YEAR,
+    FEATURES,
+    FORMAT_VERSION,
+    INPUT_FIELDS,
+    MODEL_CATEGORICALS,
+    NOT_SHIPMENT,
+    PEAK_MONTHS,
+    STRING_FIELDS,
+    UNKNOWN_CHANNEL,
+    ZONE_SLOTS,
+    layout_of,
 )
-NUMERIC_FIELDS: tuple[str, ...] = (
-    "declared_value",
-    "weight_kg",
-    "length_cm",
-    "width_cm",
-    "height_cm",
-    "item_count",
-    "buyer_prior_orders",
-    "buyer_prior_refusals",
-)
-BOOL_FIELDS: tuple[str, ...] = (
-    "recipient_tax_id_present",
-    "fragile",
-    "valuable_wording",
-    "remote_area",
-)
-MODEL_CATEGORICALS: tuple[str, ...] = (
-    "payment_method",
-    "duties_terms",
-    "goods_category",
-    "packaging",
-    "address_quality",
-    "channel_id",
-)
-"""Categorical fields the model sees as codes. The destination country enters through its
-catalog attributes (zone, tiers, COD share...) and the marketplace not at all: their raw
-codes (53 and 9 levels) let the rare-outcome heads overfit (measured: -0.05 to -0.08 of the
-reachable gain for p_loss). Both are still learned, to warn about unseen values."""
-STRING_FIELDS: tuple[str, ...] = (*CATEGORICAL_FIELDS, "currency")
-INPUT_FIELDS: tuple[str, ...] = (
-    *CATEGORICAL_FIELDS,
-    *NUMERIC_FIELDS,
-    *BOOL_FIELDS,
-    "currency",
-    "created_at",
-)
-"""Contract fields the pipeline reads (everything else in a row is ignored)."""
-
-DESTINATION_ATTRS: tuple[str, ...] = (
-    "zone",
-    "risk_tier",
-    "customs_tier",
-    "cod_share",
-    "remote_share",
-    "requires_tax_id",
-    "customs_hold_days",
-)
-CHANNEL_ATTRS: tuple[str, ...] = ("tracking_level", "channel_type_code", "liability_usd")
-UNKNOWN_CHANNEL = {
-    "tracking_level": 1.0,
-    "channel_type_code": -1.0,
-    "liability_usd": 0.0,
-    "transit_min": 10.0,
-    "transit_max": 25.0,
-}
-"""Attributes assumed for a channel the pipeline has never heard of (scored with a warning)."""
-
-FEATURES: tuple[str, ...] = (
-    # categorical codes
-    *MODEL_CATEGORICALS,
-    "channel_type",
-    # shipment
-    "log_value_usd",
-    "log_value_per_kg",
-    "log_value_per_item",
-    "weight_kg",
-    "volumetric_kg",
-    "volume_ratio",
-    "longest_cm",
-    "item_count",
-    "month",
-    "weekday",
-    "peak_season",
-    "months_since_2000",
-    "tax_id_present",
-    "fragile",
-    "valuable_wording",
-    "remote_area",
-    "buyer_prior_orders",
-    "buyer_prior_refusals",
-    "refusal_rate",
-    "new_buyer",
-    # destination (from the catalog snapshot)
-    *(f"dest_{a}" for a in DESTINATION_ATTRS),
-    # channel (from the catalog snapshot)
-    "tracking_level",
-    "liability_usd",
-    "transit_min",
-    "transit_max",
-    "transit_total",
-    # interactions that matter in this domain
-    "cod_x_risk_tier",
-    "soft_pack_valuable",
-    "untracked_log_value",
-    "sensitive_x_customs",
-    "ddu_x_customs",
-    "ddu_log_value_x_customs",
-    "missing_tax_id",
-    "wording_x_tracking",
-)
-CATEGORICAL_FEATURES: tuple[str, ...] = (*MODEL_CATEGORICALS, "channel_type")
-CHANNEL_ATTRIBUTE_FEATURES: tuple[str, ...] = (
-    "channel_id",
-    "channel_type",
-    "tracking_level",
-    "liability_usd",
-    "transit_min",
-    "transit_max",
-    "transit_total",
-)
-"""The channel itself (code and catalog attributes on the shipment's route)."""
-CHANNEL_FEATURES: tuple[str, ...] = (
-    *CHANNEL_ATTRIBUTE_FEATURES,
-    "untracked_log_value",
-    "wording_x_tracking",
-)
-"""Features that depend on the channel (the rest is computed once per shipment)."""
-CHANNEL_INPUTS: tuple[str, ...] = (
-    "dest_zone",
-    "dest_customs_hold_days",
-    "log_value_usd",
-    "valuable_wording",
-)
-"""Shipment features the channel columns are computed from (FEATURES must keep them)."""
-DerivedFeature = Callable[[Mapping[str, Any]], Any]
-DERIVED_FEATURES: dict[str, DerivedFeature] = {
-    "volume_ratio": lambda v: v["volumetric_kg"] / v["weight_kg"],
-    "refusal_rate": lambda v: (v["buyer_prior_refusals"] + 0.1) / (v["buyer_prior_orders"] + 1.0),
-    "new_buyer": lambda v: v["buyer_prior_orders"] == 0,
-    "ddu_log_value_x_customs": lambda v: v["ddu_x_customs"] * v["log_value_usd"],
-    "missing_tax_id": lambda v: v["dest_requires_tax_id"] * (1.0 - v["tax_id_present"]),
-}
-"""Shipment features that are a formula of other shipment features, evaluated in this
-order after the base ones. A new one is an entry here plus its name in FEATURES. Formulas
-use only arithmetic and ufuncs, which mean the same on (n,) arrays and on scalars, so the
-batch and the online paths stay bit-identical."""
-_NOT_SHIPMENT = ("created_at", "channel_id")
-PEAK_MONTHS = {11: 2.0, 12: 1.0}
-EPOCH_YEAR = 2000
-"""``months_since_2000`` counts calendar months from January of this year: a plain numeric
-time feature, so the heads can follow a slow drift in the rates instead of averaging over it
-(see :func:`_months_since_epoch`)."""
-ZONE_SLOTS = 6
-"""Transit is stored per zone number 0..5 (zone 0 unused; unknown destinations are zone 5)."""
 
 
 class MissingFeaturesError(ValueError):
@@ -211,37 +72,6 @@ def missing_features(names: Sequence[str]) -> list[str]:
     """The features of ``names`` (a stored model's list) that this code does not compute."""
     computed = set(FEATURES)
     return [f for f in names if f not in computed]
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """Where each of the code's features goes in the computed (code-order) matrix."""
-
-    features: tuple[str, ...]
-    shipment: tuple[str, ...]
-    shipment_columns: list[int]
-    channel_columns: tuple[tuple[str, int], ...]
-    ship_index: dict[str, int]
-    index: dict[str, int]
-
-
-@lru_cache(maxsize=8)
-def _layout(features: tuple[str, ...]) -> _Layout:
-    """The layout of a feature list; read from :data:`FEATURES` when a pipeline is fitted
-    or loaded, so a code change (or a test patching the list) takes effect there."""
-    shipment = tuple(f for f in features if f not in CHANNEL_FEATURES)
-    absent = [f for f in CHANNEL_INPUTS if f not in shipment]
-    if absent:
-        raise ValueError(f"the channel features are computed from {absent}: keep them")
-    index = {f: i for i, f in enumerate(features)}
-    return _Layout(
-        features=features,
-        shipment=shipment,
-        shipment_columns=[index[f] for f in shipment],
-        channel_columns=tuple((f, index[f]) for f in features if f in CHANNEL_FEATURES),
-        ship_index={f: i for i, f in enumerate(shipment)},
-        index=index,
-    )
 
 
 class ShipmentFeaturizer:
@@ -322,7 +152,7 @@ class ShipmentFeaturizer:
                 *(a["transit_max"] if a else [unknown["transit_max"]] * n_zones for a in attrs),
             ]
         )
-        self._layout = layout = _layout(tuple(FEATURES))
+        self._layout = layout = layout_of(tuple(FEATURES))
         names = self.feature_names_
         self._column = {f: i for i, f in enumerate(names)}
         # The model's columns from the code-order matrix; None: the same list, no gather.
@@ -368,7 +198,7 @@ class ShipmentFeaturizer:
         scoring n shipments on K channels costs n shipment encodings, not n x K.
         """
         cols: dict[str, Any] = {
-            f: frame[f].to_numpy() for f in INPUT_FIELDS if f not in _NOT_SHIPMENT
+            f: frame[f].to_numpy() for f in INPUT_FIELDS if f not in NOT_SHIPMENT
         }
         created = pd.to_datetime(frame["created_at"], utc=True)
         cols["month"] = created.dt.month.to_numpy(dtype=np.float64)
@@ -456,7 +286,7 @@ class ShipmentFeaturizer:
     def _shipment_row(self, record: Mapping[str, Any]) -> np.ndarray:
         """(1, S) shipment features of one record: the same arithmetic on scalars, which
         for one shipment is several times faster than on length-1 arrays."""
-        cols: dict[str, Any] = {f: record[f] for f in INPUT_FIELDS if f not in _NOT_SHIPMENT}
+        cols: dict[str, Any] = {f: record[f] for f in INPUT_FIELDS if f not in NOT_SHIPMENT}
         stamp = _as_datetime(record["created_at"])
         cols["month"], cols["weekday"] = np.float64(stamp.month), np.float64(stamp.weekday())
         cols["year"] = np.float64(stamp.year)
@@ -606,7 +436,7 @@ def _record_columns(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     cols: dict[str, Any] = {
         f: np.array([r[f] for r in records], dtype=object if f in STRING_FIELDS else None)
         for f in INPUT_FIELDS
-        if f not in _NOT_SHIPMENT
+        if f not in NOT_SHIPMENT
     }
     stamps = [_as_datetime(r["created_at"]) for r in records]
     cols["month"] = np.array([t.month for t in stamps], dtype=np.float64)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from shiprisk.features.pipeline import CHANNEL_ATTRIBUTE_FEATURES
+from shiprisk.features.definitions import CHANNEL_ATTRIBUTE_FEATURES
 from shiprisk.models.risk_model import OUTCOMES, RiskModel
 
 Ctx = Mapping[str, Any]

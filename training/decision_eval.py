@@ -39,7 +39,7 @@ def evaluate_decisions(
     costs: SellerCosts | None = None,
     catalog: Catalog | None = None,
 ) -> DecisionReport:
-    from shiprisk.data.simulator import counterfactual_probabilities
+    from shiprisk.data.physics import counterfactual_probabilities
 
     catalog = catalog or load_catalog()
     costs = costs or SellerCosts()

@@ -19,13 +19,8 @@ from shiprisk.data.contract import (
     SHIPMENT_FIELDS,
     HistoryRow,
 )
-from shiprisk.data.simulator import (
-    TRUE_COLUMNS,
-    counterfactual_probabilities,
-    generate_to_parquet,
-    simulate,
-    true_probabilities,
-)
+from shiprisk.data.physics import counterfactual_probabilities, true_probabilities
+from shiprisk.data.simulator import TRUE_COLUMNS, generate_to_parquet, simulate
 from shiprisk.data.world import WorldParams, default_world, shifted_world
 
 ROWS = 150_000
