@@ -17,6 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+from shiprisk.settings import OutcomeSpecError
+
 CostRole = Literal["goods_lost", "returned"]
 COST_ROLES: tuple[str, ...] = ("goods_lost", "returned")
 """``goods_lost``: the goods are gone (carrier liability and insurance pay out);
@@ -52,10 +54,18 @@ def _spec_file() -> Path:
 
 def _load() -> tuple[str, tuple[Outcome, ...]]:
     path = _spec_file()
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    events = tuple(Outcome(**e) for e in raw["events"])
+    where = f"outcome spec {path} ({FILE_ENV})" if os.environ.get(FILE_ENV) else str(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        events = tuple(Outcome(**e) for e in raw["events"])
+        delivered = str(raw["delivered"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise OutcomeSpecError(
+            f"{where}: cannot be read as an outcome spec ({type(exc).__name__}: {exc}); "
+            "see data/README.md, 'outcomes.json'"
+        ) from None
     keys = [o.key for o in events]
-    labels = [raw["delivered"], *(o.label for o in events)]
+    labels = [delivered, *(o.label for o in events)]
     problems = [
         *(f"duplicate key {k!r}" for k in set(keys) if keys.count(k) > 1),
         *(f"duplicate label {v!r}" for v in set(labels) if labels.count(v) > 1),
@@ -67,8 +77,8 @@ def _load() -> tuple[str, tuple[Outcome, ...]]:
         *(f"{o.key}: key must be a lower-case word" for o in events if not o.key.isidentifier()),
     ]
     if not events or problems:
-        raise ValueError(f"{path.name}: " + ("; ".join(problems) or "no events listed"))
-    return raw["delivered"], events
+        raise OutcomeSpecError(f"{where}: " + ("; ".join(problems) or "no events listed"))
+    return delivered, events
 
 
 DELIVERED, EVENTS = _load()

@@ -305,5 +305,12 @@ def score_open_cmd(
         console.print(f"  errors on {field_name}: {count:,}", highlight=False)
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+def main() -> None:
+    """The ``shiprisk`` command: a broken outcome spec is one line, not a traceback."""
+    from shiprisk.settings import OutcomeSpecError
+
+    try:
+        app()
+    except OutcomeSpecError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None

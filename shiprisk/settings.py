@@ -20,6 +20,10 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 
 
+class OutcomeSpecError(ValueError):
+    """The outcome spec file (``SHIPRISK_OUTCOMES_FILE``) cannot be used; says why."""
+
+
 class Settings(BaseSettings):
     """Paths and store locations; every field reads ``SHIPRISK_<FIELD>`` from the env."""
 

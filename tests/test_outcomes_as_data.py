@@ -157,3 +157,24 @@ def test_score_and_score_batch_answer_the_new_outcome(world: dict, champion: dic
         assert "p_damaged" in props
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["", "{not json", '{"delivered": "delivered", "events": []}', '{"events": [{"key": "x"}]}'],
+)
+def test_a_broken_spec_is_one_line_not_a_traceback(tmp_path: Path, content: str) -> None:
+    spec = tmp_path / "outcomes.json"
+    spec.write_text(content)
+    shiprisk = str(Path(sys.executable).with_name("shiprisk"))
+    done = subprocess.run(
+        [shiprisk, "data", "generate", "--rows", "10", "--output", str(tmp_path / "x.pq")],
+        env=dict(os.environ, SHIPRISK_OUTCOMES_FILE=str(spec)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(spec) in lines[0] and "Traceback" not in done.stderr, lines
+    assert not (tmp_path / "x.pq").exists()
