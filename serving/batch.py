@@ -71,6 +71,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from shiprisk.data.catalogs import load_catalog
 from shiprisk.data.loaders import (
     Mapping,
     load_mapping,
@@ -298,6 +299,7 @@ def score_open(
             "costs": costs.model_dump_json(),
             "constraints": constraints.model_dump_json() if constraints else "",
             "chunk_rows": str(chunk_rows),
+            "usd_rates_as_of": load_catalog().rates_as_of,  # the dated rates every USD uses
         }
         total, frames = stack.enter_context(read_source(src, chunk_rows, mapping is not None))
         bar = _Progress(progress, total, console)

@@ -19,6 +19,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from shiprisk.data.catalogs import load_catalog
 from shiprisk.models import registry
 from shiprisk.models.risk_model import OUTCOME_LABEL, OUTCOMES, RiskModel
 from shiprisk.settings import CHALLENGER
@@ -209,6 +210,7 @@ def _log_params(
     params["train_from"] = str(splits.train["created_at"].min())
     params["test_from"] = str(splits.test["created_at"].min())
     params["test_to"] = str(splits.test["created_at"].max())
+    params["usd_rates_as_of"] = load_catalog().rates_as_of  # values in USD at these rates
     mlflow.log_params(params)
     mlflow.log_artifact(str(config_path(config_file)), artifact_path="config")
 
