@@ -19,7 +19,14 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ValidationError
 
 from shiprisk.serving.errors import contract_names, describe_refusal, error_body
-from shiprisk.serving.middleware import ASGIApp, Message, Receive, Scope, Send, send_json
+from shiprisk.serving.middleware import (
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    replaying,
+    send_json,
+)
 
 JSON_TYPES = (b"application/json",)
 
@@ -61,13 +68,4 @@ class ContractGateMiddleware:
         except ValidationError as exc:
             await send_json(send, 400, error_body(400, describe_refusal(exc, self.known)))
             return
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)

@@ -105,6 +105,33 @@ class ApiKeyMiddleware:
         return path not in OPEN_PATHS and path.startswith(PROTECTED_PREFIXES)
 
 
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands an already-read body to the app once, then the real stream."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+class StartTracker:
+    """Wraps ``send``; ``started`` says whether the answer has begun (after that no error
+    answer can be sent, only the one under way finished)."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        self.started = self.started or message["type"] == "http.response.start"
+        await self.send(message)
+
+
 def _presented_key(scope: Scope) -> bytes:
     headers = dict(scope.get("headers") or [])
     key = headers.get(b"x-api-key")
@@ -146,16 +173,7 @@ class BodyLimitMiddleware:
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
-        body, sent = b"".join(chunks), False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(b"".join(chunks), receive), send)
 
     async def _refuse(self, send: Send) -> None:
         await send_json(
@@ -181,13 +199,7 @@ class ErrorShapeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        tracking = StartTracker(send)
         try:
             await rewrite_body(
                 self.app,
@@ -199,7 +211,7 @@ class ErrorShapeMiddleware:
             )
         except Exception as exc:
             log.error("%s on %s: %s", ERROR_TEXT[500], scope.get("method"), type(exc).__name__)
-            if not started:
+            if not tracking.started:
                 await send_json(send, 500, error_body(500))
 
 

@@ -19,7 +19,14 @@ import asyncio
 import contextlib
 
 from shiprisk.serving.errors import error_body
-from shiprisk.serving.middleware import ASGIApp, Message, Receive, Scope, Send, send_json
+from shiprisk.serving.middleware import (
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    StartTracker,
+    send_json,
+)
 
 NEVER_SHED = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
 RETRY_AFTER_SECONDS = 1
@@ -59,19 +66,13 @@ class DeadlineMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        tracking = StartTracker(send)
         task = asyncio.ensure_future(self.app(scope, receive, tracking))
         done, _ = await asyncio.wait({task}, timeout=self.seconds)
         if done:
             task.result()  # re-raise what the app raised
             return
-        if started:  # already answering: let it finish
+        if tracking.started:  # already answering: let it finish
             await task
             return
         task.cancel()
