@@ -52,7 +52,7 @@ destination, fsynced and renamed over it (a previous output stays until then; a 
 left by a killed run is removed by the next run). A rerun on the same input with the same
 model, costs and ``chunk_rows`` writes byte-identical files: no timestamps, one Parquet row
 group per chunk, results re-assembled in input order whatever the number of workers. SQL
-output goes to ``<table>__staging`` first, then one transaction drops the old table and
+output goes to ``<table>__staging_<pid>`` first, then one transaction drops the old table and
 renames the staging table (this needs transactional DDL: SQLite, PostgreSQL).
 
 Refused before anything is written: an output that is the input however spelled (symlinks,
