@@ -23,7 +23,7 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.name}{PARTIAL_INFIX}{os.getpid()}")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -39,7 +39,7 @@ def remove_stale_partials(path: Path) -> list[Path]:
     pattern = f".{glob.escape(path.name)}{PARTIAL_INFIX}*"
     for partial in path.parent.glob(pattern):
         pid = partial.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             _remove(partial)
             removed.append(partial)
     return removed

@@ -52,14 +52,23 @@ destination, fsynced and renamed over it (a previous output stays until then; a 
 left by a killed run is removed by the next run). A rerun on the same input with the same
 model, costs and ``chunk_rows`` writes byte-identical files: no timestamps, one Parquet row
 group per chunk, results re-assembled in input order whatever the number of workers. SQL
-output goes to ``<table>__staging`` first, then one transaction drops the old table and
+output goes to ``<table>__staging_<pid>`` first, then one transaction drops the old table and
 renames the staging table (this needs transactional DDL: SQLite, PostgreSQL).
+
+Refused before anything is written: an output that is the input however spelled (symlinks,
+another URL for the same SQLite file, table names differing in case), a file that cannot be
+what its name says (NUL bytes, UTF-16, no Parquet header, nested or duplicate Parquet
+columns), a CSV byte that is not UTF-8, and an input without rows (unless ``allow_empty``).
+Workers exit when the run that started them dies; a killed run's spool directory and
+staging table are removed by the next run (:mod:`shiprisk.serving.batch_write`). CSV output
+neutralises formula-leading text (see :class:`~shiprisk.serving.batch_write.CsvSink`).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -85,6 +94,7 @@ from shiprisk.serving.batch_read import (
     check_file_kind,
     number_chunks,
     read_source,
+    sniff_file,
 )
 from shiprisk.serving.batch_write import open_sink
 from shiprisk.settings import get_settings
@@ -127,10 +137,28 @@ class BatchSummary:
 _WORKER: ChunkScorer | None = None
 
 
+PARENT_POLL_S = 0.25
+"""How often a worker checks that the run that started it is still alive."""
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Exit as soon as the parent is gone (reparented): a SIGKILLed run left its workers
+    alive, blocked on a pipe, holding ~400 MB each."""
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
 def _init_worker(
-    model_dir: str, costs_json: str, constraints_json: str | None, timezone: str, now: str
+    model_dir: str,
+    costs_json: str,
+    constraints_json: str | None,
+    timezone: str,
+    now: str,
+    parent_pid: int,
 ) -> None:
     """Load the model once per worker; one OpenMP thread each (the workers fill the cores)."""
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     os.environ["OMP_NUM_THREADS"] = "1"
     from shiprisk.models.risk_model import RiskModel
 
@@ -181,10 +209,17 @@ def _endpoint(value: Endpoint) -> Path | SqlTable:
 
 
 def _same_place(a: Path | SqlTable, b: Path | SqlTable) -> bool:
+    """Input and output are one thing, however spelled: ``./`` and ``..`` segments,
+    symlinks and hard links, another URL for the same SQLite file, ``SCORES`` vs ``scores``."""
     if isinstance(a, SqlTable) and isinstance(b, SqlTable):
-        return a.sqlalchemy_url == b.sqlalchemy_url and a.table == b.table
+        return a.same_table(b)
     if isinstance(a, Path) and isinstance(b, Path):
-        return a.resolve() == b.resolve()
+        if a.resolve() == b.resolve():
+            return True
+        try:
+            return os.path.samefile(a, b)
+        except OSError:  # one of them does not exist yet
+            return False
     return False
 
 
@@ -262,6 +297,7 @@ def score_open(
     constraints: Constraints | None = None,
     now: datetime | None = None,
     console: Console | None = None,
+    allow_empty: bool = False,
 ) -> BatchSummary:
     """Score every open shipment of ``source`` into ``destination`` (see the module doc).
 
@@ -269,7 +305,8 @@ def score_open(
     there). ``workers`` <= 1 scores in this process; more starts that many spawned processes.
     ``mapping`` (a loaders mapping or its YAML file) is applied to each chunk first. ``now``
     is the clock for the "created in the future" check (default: the start of the run).
-    Raises on a fatal problem; nothing is written then.
+    Raises on a fatal problem; nothing is written then. An input without a single row is
+    one: it would replace the previous good output with nothing (``allow_empty`` permits it).
 
     Memory is bounded by ``chunk_rows`` x (2 x ``workers`` chunks in flight) plus the set of
     shipment ids seen so far (the repeated-id check spans chunks: ~100 bytes per row).
@@ -282,6 +319,8 @@ def score_open(
         raise BatchError("the output would overwrite the input: choose another destination")
     if isinstance(src, Path) and not src.is_file():
         raise FileNotFoundError(f"input file {src} does not exist")
+    if isinstance(src, Path):
+        sniff_file(src)
     if mapping is not None and not isinstance(mapping, Mapping):
         mapping = load_mapping(mapping)
     costs = costs or SellerCosts()
@@ -325,6 +364,7 @@ def score_open(
                         constraints.model_dump_json() if constraints else None,
                         timezone,
                         now.isoformat(),
+                        os.getpid(),
                     ),
                 )
                 stack.callback(pool.shutdown, wait=True, cancel_futures=True)
@@ -343,6 +383,11 @@ def score_open(
                 by_field.update(result.error_fields)
                 bar.chunk_written(result)
             bar.close()
+            if rows == 0 and not allow_empty:
+                raise BatchError(
+                    "the input has no rows: nothing written, the previous output (if any) is "
+                    "unchanged (allow an empty output with --allow-empty)"
+                )
             sink.commit()
         except BaseException:
             sink.abort()

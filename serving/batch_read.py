@@ -6,6 +6,9 @@ adds SQL tables (with lock retries) and the chunking and repeated-id marking a r
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shiprisk.data.contract import (
@@ -57,6 +61,31 @@ class SqlTable:
     def sqlalchemy_url(self) -> str:
         return self.url if "://" in self.url else f"sqlite:///{Path(self.url).resolve()}"
 
+    def identity(self) -> tuple[object, ...]:
+        """Which database this is, whatever the spelling: a SQLite file by inode (or resolved
+        path if it does not exist yet), a server by backend, host, port and database."""
+        import sqlalchemy as sa
+
+        url = sa.make_url(self.sqlalchemy_url)
+        if url.get_backend_name() != "sqlite":
+            host = (url.host or "").lower()
+            return (url.get_backend_name(), host, url.port, url.database)
+        if not url.database or url.database == ":memory:":
+            return ("sqlite-memory", id(self))  # each connection has its own database
+        path = Path(url.database).resolve()
+        try:
+            st = os.stat(path)
+        except OSError:
+            return ("sqlite", str(path))
+        return ("sqlite-inode", st.st_dev, st.st_ino)
+
+    def same_table(self, other: SqlTable) -> bool:
+        """Same database and same table name ignoring case (SQLite, and most servers for
+        unquoted names, treat ``scores`` and ``SCORES`` as one table)."""
+        return self.identity() == other.identity() and (
+            self.table.casefold() == other.table.casefold()
+        )
+
 
 Endpoint = str | Path | SqlTable
 
@@ -80,6 +109,80 @@ def check_file_kind(path: Path) -> None:
         )
 
 
+SNIFF_BYTES = 64 * 1024
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of a file, decompressed for ``.gz``/``.bz2`` CSV files."""
+    name = path.name.lower()
+    opener: Callable[..., Any] = (
+        gzip.open if name.endswith(".gz") else bz2.open if name.endswith(".bz2") else open
+    )
+    with opener(path, "rb") as fh:
+        return bytes(fh.read(SNIFF_BYTES))
+
+
+def sniff_file(path: Path) -> None:
+    """Refuse, in one line and before reading it, a file that cannot be what its name says.
+
+    A file of NUL bytes (zeroed or sparse) parsed as CSV gave "0 rows" after reading all of
+    it into memory (17 GB for a 2 GB sparse file); UTF-16 text failed deep in the parser.
+    """
+    if path.stat().st_size == 0:
+        raise BatchError(f"input file {path.name} is empty (0 bytes): nothing to score")
+    try:
+        head = _head(path)
+    except (OSError, EOFError) as exc:
+        raise BatchError(f"input file {path.name} cannot be read: {exc}") from exc
+    if is_parquet(path):
+        if not head.startswith(b"PAR1"):
+            what = "only NUL bytes" if not head.strip(b"\0") else "no Parquet header"
+            raise BatchError(f"input file {path.name} is not a Parquet file ({what})")
+        return
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise BatchError(f"input file {path.name} is UTF-16 (or UTF-32) text: save it as UTF-8 CSV")
+    if b"\0" in head:
+        if not head.strip(b"\0"):
+            raise BatchError(
+                f"input file {path.name} starts with only NUL bytes (zeroed or sparse file): "
+                "not CSV text"
+            )
+        raise BatchError(
+            f"input file {path.name} contains NUL bytes: not UTF-8 CSV text "
+            "(UTF-16 without a byte-order mark?); save it as UTF-8"
+        )
+
+
+def _check_parquet_schema(path: Path, schema: pa.Schema, columns: list[str] | None) -> None:
+    """Duplicate or nested columns ended in pandas internals ("truth value of an array")."""
+    names = schema.names
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise BatchError(f"input file {path.name} has duplicate columns: {', '.join(repeated)}")
+    for f in schema:
+        if (columns is None or f.name in columns) and pa.types.is_nested(f.type):
+            raise BatchError(
+                f"input file {path.name}: column {f.name!r} holds {f.type} values; "
+                "open-shipment fields must be plain values (text, numbers, dates)"
+            )
+
+
+def _decoded(path: Path, frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """CSV chunks; a byte that is not UTF-8 stops the run with one line naming it."""
+    try:
+        yield from frames
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, exc) from exc
+
+
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> BatchError:
+    bad = exc.object[exc.start : exc.start + 1].hex() if exc.object else "?"
+    return BatchError(
+        f"input file {path.name} is not valid UTF-8 (byte 0x{bad}, e.g. Latin-1 or "
+        "Windows-1252 text): save it as UTF-8"
+    )
+
+
 @contextmanager
 def read_source(
     source: Path | SqlTable, chunk_rows: int, all_columns: bool
@@ -99,16 +202,20 @@ def read_source(
             names = pf.schema_arrow.names
             columns = [c for c in names if c in OPEN_FIELDS]
             columns = None if all_columns or not columns else columns
+            _check_parquet_schema(source, pf.schema_arrow, columns)
             batches = pf.iter_batches(batch_size=chunk_rows, columns=columns)
             yield pf.metadata.num_rows, (b.to_pandas() for b in batches)
         finally:
             pf.close()
         return
-    reader = pd.read_csv(
-        source, dtype=str, keep_default_na=False, encoding="utf-8-sig", chunksize=chunk_rows
-    )
+    try:
+        reader = pd.read_csv(
+            source, dtype=str, keep_default_na=False, encoding="utf-8-sig", chunksize=chunk_rows
+        )
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(source, exc) from exc
     with reader:
-        yield None, iter(reader)
+        yield None, _decoded(source, iter(reader))
 
 
 def _count_rows(conn: sa.Connection, source: SqlTable) -> int:

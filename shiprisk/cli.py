@@ -248,6 +248,9 @@ def score_open_cmd(
     chunk_rows: Annotated[int, typer.Option(min=1, help="rows per chunk")] = 50_000,
     workers: Annotated[int, typer.Option(min=1, help="scoring processes (1: in-process)")] = 2,
     progress: Annotated[bool, typer.Option(help="progress bar / per-chunk lines")] = True,
+    allow_empty: Annotated[
+        bool, typer.Option(help="an input without rows writes an empty output (else exit 1)")
+    ] = False,
 ) -> None:
     """Batch-score open shipments: risk on the chosen channel, insurance, a better channel."""
     import signal
@@ -283,6 +286,7 @@ def score_open_cmd(
             progress=progress,
             mapping=mapping,
             console=console,
+            allow_empty=allow_empty,
         )
     except KeyboardInterrupt as exc:
         console.print("[red]score-open interrupted:[/red] no output written")

@@ -255,7 +255,10 @@ def test_mapping_and_empty_input(files, open_data, model_dir, reference, tmp_pat
 
     empty = tmp_path / "empty.parquet"
     frame.head(0).to_parquet(empty, index=False)
-    summary = run(empty, tmp_path / "none.parquet", model_dir)
+    with pytest.raises(BatchError, match="no rows"):  # would replace good scores with none
+        run(empty, tmp_path / "none.parquet", model_dir)
+    assert not (tmp_path / "none.parquet").exists()
+    summary = run(empty, tmp_path / "none.parquet", model_dir, allow_empty=True)
     assert summary.rows == 0
     assert pq.read_table(tmp_path / "none.parquet").schema.names == list(OUTPUT_COLUMNS)
     with pytest.raises(BatchError, match="overwrite the input"):
