@@ -58,6 +58,10 @@ OUTPUT_SCHEMA = pa.schema(
 )
 OUTPUT_COLUMNS: tuple[str, ...] = tuple(OUTPUT_SCHEMA.names)
 SCORED, ERROR = "scored", "error"
+NOT_UTF8_REASON = (
+    "holds a byte that is not UTF-8 (text in another encoding, e.g. Latin-1): "
+    "save the file as UTF-8"
+)
 CHANNEL = CHANNEL_FIELD.name
 SHIPMENT_ID = SHIPMENT_ID_FIELD.name
 
@@ -67,12 +71,14 @@ SHIPMENT_ID = SHIPMENT_ID_FIELD.name
 
 @dataclass
 class Chunk:
-    """Input rows ``first_row .. first_row + len(frame) - 1`` and their repeated-id mask."""
+    """Input rows ``first_row .. first_row + len(frame) - 1``, their repeated-id mask and,
+    per row, the first field holding a byte that was not UTF-8 (None: all text decoded)."""
 
     index: int
     first_row: int
     frame: pd.DataFrame
     duplicate: np.ndarray
+    undecodable: np.ndarray | None = None
 
 
 @dataclass
@@ -125,9 +131,15 @@ class ChunkScorer:
         out[CHANNEL] = _cell_text(df, CHANNEL, n)
 
         # Which valid, non-repeated rows name a channel the catalog knows.
-        ok = checked.valid_mask & ~chunk.duplicate
+        bad_text = (
+            np.zeros(n, dtype=bool)
+            if chunk.undecodable is None
+            else pd.notna(chunk.undecodable).astype(bool)
+        )
+        skip = chunk.duplicate | bad_text  # never scored: an error row each
+        ok = checked.valid_mask & ~skip
         valid = checked.valid
-        keep = ~chunk.duplicate[checked.valid_mask]
+        keep = ~skip[checked.valid_mask]
         frame = valid[keep]
         chosen = self.channel_index.get_indexer(frame[CHANNEL]).astype(np.int64)  # -1: unknown
         known = chosen >= 0
@@ -141,6 +153,11 @@ class ChunkScorer:
         first_field[unknown_at] = CHANNEL
         first_reason[unknown_at] = UNKNOWN_CHANNEL_REASON
         count[unknown_at] = 1
+        if chunk.undecodable is not None:
+            at = np.flatnonzero(bad_text)
+            first_field[at] = chunk.undecodable[at]
+            first_reason[at] = NOT_UTF8_REASON
+            count[at] = np.maximum(count[at], 1)
         is_error = count > 0
         out["status"] = np.where(is_error, ERROR, SCORED).astype(object)
         out["error_field"] = first_field

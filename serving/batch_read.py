@@ -7,6 +7,7 @@ adds SQL tables (with lock retries) and the chunking and repeated-id marking a r
 from __future__ import annotations
 
 import bz2
+import codecs
 import gzip
 import os
 import time
@@ -167,6 +168,33 @@ def _check_parquet_schema(path: Path, schema: pa.Schema, columns: list[str] | No
             )
 
 
+UNDECODABLE = "\ufffd"
+"""What a byte that is not UTF-8 becomes: its row gets an error, the run goes on."""
+_REPLACE = "shiprisk-replace"
+
+
+class _Replaced:
+    """How many undecodable bytes the current CSV read replaced (one run at a time)."""
+
+    count = 0
+
+
+def _replace_and_count(exc: UnicodeError) -> tuple[str, int]:
+    _Replaced.count += 1
+    return UNDECODABLE, exc.end  # type: ignore[attr-defined]
+
+
+def _undecodable_fields(frame: pd.DataFrame) -> np.ndarray | None:
+    """Per row, the first column holding a replaced byte (None: clean); None if no row."""
+    found = np.full(len(frame), None, dtype=object)
+    for name in reversed(frame.columns):  # the first column wins
+        col = frame[name]
+        if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
+            hit = col.astype("str").str.contains(UNDECODABLE, regex=False).to_numpy(bool)
+            found[hit] = name
+    return found if pd.notna(found).any() else None
+
+
 def _decoded(path: Path, frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """CSV chunks; a byte that is not UTF-8 stops the run with one line naming it."""
     try:
@@ -208,9 +236,16 @@ def read_source(
         finally:
             pf.close()
         return
+    codecs.register_error(_REPLACE, _replace_and_count)
+    _Replaced.count = 0  # the reader decodes its first block as soon as it is made
     try:
         reader = pd.read_csv(
-            source, dtype=str, keep_default_na=False, encoding="utf-8-sig", chunksize=chunk_rows
+            source,
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8-sig",
+            encoding_errors=_REPLACE,  # a stray byte is that row's error, not the run's
+            chunksize=chunk_rows,
         )
     except UnicodeDecodeError as exc:
         raise _not_utf8(source, exc) from exc
@@ -273,7 +308,9 @@ def number_chunks(
         if mapping is not None:
             frame = apply_mapping(frame, mapping)
         frame = frame[[c for c in frame.columns if c in OPEN_FIELDS]]
-        yield Chunk(index, first, frame, _repeated_ids(frame, seen))
+        # The reader runs ahead of the chunks: once a byte was replaced, check every chunk.
+        undecodable = _undecodable_fields(frame) if _Replaced.count else None
+        yield Chunk(index, first, frame, _repeated_ids(frame, seen), undecodable)
         first += len(frame)
 
 

@@ -309,17 +309,23 @@ def test_csv_output_neutralises_formulas_and_parquet_keeps_exact_values(frame, m
     assert got == ["'\tx", "'\r=1", "ok", None, "a=b"]
 
 
-def test_bad_encodings_give_one_line_errors(frame, model_dir, tmp_path):
+def test_a_stray_byte_is_that_rows_error_and_utf16_is_one_line(frame, model_dir, tmp_path):
     out = tmp_path / "scores.parquet"
     latin = tmp_path / "latin1.csv"
     text = frame.head(50).to_csv(index=False).encode("utf-8")
     first_id = str(frame.loc[20, "shipment_id"]).encode()
     latin.write_bytes(text.replace(first_id, first_id + b"\xe9", 1))
-    with pytest.raises(BatchError, match=r"not valid UTF-8.*0xe9"):
-        run(latin, out, model_dir)
+    summary = run(latin, out, model_dir)
+    scores = pd.read_parquet(out)
+    assert (summary.rows, summary.errors) == (50, 1)  # the run goes on, one row per row
+    bad = scores.loc[scores["row"] == 21].iloc[0]
+    assert (bad["status"], bad["error_field"]) == ("error", "shipment_id")
+    assert "not UTF-8" in bad["error_reason"]
+    assert (scores.loc[scores["row"] != 21, "status"] == "scored").all()
 
     utf16 = tmp_path / "utf16.csv"
     frame.head(50).to_csv(utf16, index=False, encoding="utf-16")
+    good = out.read_bytes()
     with pytest.raises(BatchError, match="UTF-16"):
         run(utf16, out, model_dir)
     result = CliRunner().invoke(
@@ -327,7 +333,7 @@ def test_bad_encodings_give_one_line_errors(frame, model_dir, tmp_path):
         [*CLI, "--input", str(utf16), "--output", str(out), "--model-dir", str(model_dir)],
     )
     assert "UTF-16" in _one_line_failure(result)
-    assert not out.exists()
+    assert out.read_bytes() == good  # the previous good output is never replaced
 
 
 def test_parquet_list_and_duplicate_columns_give_one_line_errors(frame, model_dir, tmp_path):
