@@ -248,7 +248,10 @@ class Catalog:
             is_cod=is_cod,
             value_usd=value_usd,
         )
-        return ~np.logical_or.reduce(tuple(checks.values()))
+        refused = None
+        for mask in checks.values():  # in place: this runs on every request
+            refused = mask.copy() if refused is None else np.logical_or(refused, mask, out=refused)
+        return ~refused
 
     def refusals(
         self,

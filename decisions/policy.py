@@ -92,17 +92,25 @@ def blocked_reasons(mask: int) -> list[str]:
     return [text for bit, text in BLOCK_REASONS.items() if mask & bit]
 
 
-def event_costs(cands: CandidateTable, costs: SellerCosts) -> dict[str, np.ndarray]:
+def event_costs(
+    cands: CandidateTable,
+    costs: SellerCosts,
+    value: np.ndarray | None = None,
+    liability: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """(n, K) cost to the seller if the event happens, by cost role (``data.outcomes``).
 
     ``goods_lost``: refund (or reship) minus the carrier's expected liability payout;
     ``returned``: return shipping plus the goods' unrecoverable share (docs/policy.md).
+    ``value`` and ``liability`` (n, K), when the caller has them, save recomputing.
     """
     price = cands.price_usd
     n, k = price.shape
-    value = cands.value_usd.repeat(k).reshape(n, k)
+    if value is None:
+        value = cands.value_usd.repeat(k).reshape(n, k)
     g = costs.goods_cost_ratio
-    liability = np.minimum(cands.liability_usd, value)  # capped at the value
+    if liability is None:
+        liability = np.minimum(cands.liability_usd, value)  # capped at the value
     paid = _f(costs.liability_paid_probability) * liability
     if costs.reship_policy == "refund":  # lose the sale; a rejected parcel's goods come back
         lost = value - paid
@@ -138,7 +146,7 @@ def decide(
     # Carrier liability capped at the value; insurance tops up above it, to the cover limit.
     liability = np.minimum(cands.liability_usd, value)
     insured_amount = np.minimum(value - liability, cands.max_cover_usd)
-    cost_of = event_costs(cands, costs)
+    cost_of = event_costs(cands, costs, value, liability)
     uninsured: np.ndarray | None = None
     covered: np.ndarray | None = None
     for event in EVENTS:

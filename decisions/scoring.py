@@ -136,6 +136,21 @@ def _score_records(
     listed = list(candidates) if candidates is not None else [None] * n
     extra = list(chosen) if chosen is not None else [None] * n
     arrays = shipment_arrays(catalog, records)
+    if n == 1 and listed[0] is None:  # the common online case: keep it lean
+        every = build_candidates(catalog, **arrays, costs=costs)
+        keep = np.flatnonzero(every.eligible[0])
+        ids = [catalog.channel_ids[j] for j in keep]
+        if not extra[0] or extra[0] in ids:
+            return _score_one(
+                model,
+                catalog,
+                records[0],
+                every.take(cols=keep),
+                ids,
+                costs,
+                constraints,
+                num_threads,
+            )
     every = None
     if any(c is None for c in listed):  # (n, C): who is eligible
         every = build_candidates(catalog, **arrays, costs=costs)
@@ -152,17 +167,13 @@ def _score_records(
     channel_ids = np.full((n, width), "", dtype=object)
     for i, ids in enumerate(per_shipment):
         channel_ids[i, : len(ids)] = ids
-    plain = every is not None and n == 1 and len(per_shipment[0]) == every.eligible.sum()
-    if plain:  # the common online case: the eligible columns of the table already built
-        table = every.take(cols=np.flatnonzero(every.eligible[0]))
-    else:
-        index = np.array(
-            [[catalog.channel_index.get(c, -1) for c in row] for row in channel_ids.tolist()],
-            dtype=np.int64,
-        ).reshape(n, width)
-        table = build_candidates(
-            catalog, **arrays, channel_index=index, costs=costs, **_quotes(listed, channel_ids)
-        )
+    index = np.array(
+        [[catalog.channel_index.get(c, -1) for c in row] for row in channel_ids.tolist()],
+        dtype=np.int64,
+    ).reshape(n, width)
+    table = build_candidates(
+        catalog, **arrays, channel_index=index, costs=costs, **_quotes(listed, channel_ids)
+    )
     probs = {o: np.full((n, width), np.nan) for o in EVENT_KEYS}
     X = None
     if n == 1 and width:  # the fast path: one shipment encoded once, no DataFrame
@@ -178,6 +189,31 @@ def _score_records(
         X_pairs = model.featurizer.transform_records(pairs)
         for o, p in model.predict_matrix(X_pairs, num_threads=num_threads).items():
             probs[o][rows, cols] = p
+    decision = _decide(catalog, table, probs, costs, constraints)
+    return Scored(table, channel_ids, probs, decision, X)
+
+
+def _score_one(
+    model: RiskModel,
+    catalog: Catalog,
+    record: Mapping[str, Any],
+    table: CandidateTable,
+    ids: list[str],
+    costs: SellerCosts,
+    constraints: Constraints | None,
+    num_threads: int,
+) -> Scored:
+    """One shipment on its eligible channels: encoded once (no DataFrame), one model call.
+
+    The same arithmetic as the batch path (``tests/serving/test_scorer.py`` checks it to
+    1e-12), without the padding bookkeeping a batch of shipments needs."""
+    channel_ids = np.array([ids], dtype=object).reshape(1, len(ids))
+    X = None
+    if ids:
+        X = model.featurizer.encode_channels(record, ids)
+        probs = {o: p[None, :] for o, p in model.predict_matrix(X, num_threads).items()}
+    else:
+        probs = {o: np.empty((1, 0)) for o in EVENT_KEYS}
     decision = _decide(catalog, table, probs, costs, constraints)
     return Scored(table, channel_ids, probs, decision, X)
 

@@ -38,6 +38,7 @@ from shiprisk.serving.schemas import (
 from shiprisk.settings import get_settings
 
 _CHANNEL_LIST = TypeAdapter(list[ChannelScore])
+_PROBABILITIES = tuple(o.probability for o in EVENTS)
 
 
 @dataclass
@@ -75,7 +76,7 @@ class Scorer:
     # -- the request path -------------------------------------------------------------------
     def score(self, request: ScoreRequest, *, with_reasons: bool = True) -> ScoreResponse:
         """One shipment: the scoring path's single-shipment fast path."""
-        return self.score_many([request], with_reasons=with_reasons)[0]
+        return self._score_group([request], with_reasons)[0]
 
     def score_many(
         self, requests: Sequence[ScoreRequest], *, with_reasons: bool = True
@@ -133,7 +134,8 @@ class Scorer:
         allowed = decision.allowed[i, :k].tolist()
         insure = decision.insure[i, :k].tolist()
         tracking = table.tracking_level[i, :k].tolist()
-        probs = {o.probability: scored.probs[o.key][i, :k].tolist() for o in EVENTS}
+        columns = [scored.probs[o.key][i, :k].tolist() for o in EVENTS]
+        probs = [dict(zip(_PROBABILITIES, row, strict=True)) for row in zip(*columns, strict=True)]
         price, premium, transit = (
             _nums(a[i, :k]) for a in (table.price_usd, table.premium_usd, table.transit_days)
         )
@@ -152,7 +154,7 @@ class Scorer:
                     "ineligible_reasons": refused.get(cid, []),
                     "allowed": allowed[j],
                     "blocked_reasons": blocked_reasons(blocked[j]),
-                    **{name: values[j] for name, values in probs.items()},
+                    **probs[j],
                     "price_usd": price[j],
                     "premium_usd": premium[j],
                     "insure": insure[j],
