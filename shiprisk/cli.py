@@ -133,10 +133,12 @@ def run_cmd(
 ) -> None:
     """The main job: simulate data and train a champion if none exists, then serve."""
     from shiprisk.models import registry
-    from shiprisk.settings import CHAMPION
+    from shiprisk.settings import CHAMPION, get_settings
     from shiprisk.training.promote import promote
     from shiprisk.training.train import train
 
+    settings = get_settings()
+    _check_port_free(host or settings.host, port or settings.port)  # before minutes of work
     registry.configure()
     if registry.get_version(CHAMPION) is None:
         path = _ensure_dataset(rows, None)
@@ -151,6 +153,23 @@ def run_cmd(
     else:
         console.print(f"champion is version {registry.get_version(CHAMPION).version}")
     _serve(host, port, None, CHAMPION)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Exit 2 with one line naming SHIPRISK_PORT when the port is taken."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            console.print(
+                f"[red]error:[/red] cannot serve on {host}:{port} ({exc.strerror}): "
+                f"choose another port with SHIPRISK_PORT=<port> or --port",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(code=2) from None
 
 
 def _serve(host: str | None, port: int | None, workers: int | None, alias: str) -> None:
