@@ -190,7 +190,7 @@ def server(served_tag: str, session_home: Path):
         "SHIPRISK_WORKERS": "1",
         "SHIPRISK_MAX_BATCH": "20",
         "SHIPRISK_MAX_BODY_BYTES": "65536",
-        "SHIPRISK_HEADER_TIMEOUT_S": "2",
+        "SHIPRISK_HEADER_TIMEOUT_S": "5",
     }
     srv = start_server(served_tag, env, session_home / "server.log")
     try:
