@@ -196,38 +196,52 @@ def _uninsurable_mask(goods: tuple[str, ...]) -> np.ndarray:
     return mask
 
 
-def shipment_arrays(catalog: Catalog, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The keyword arrays :func:`build_candidates` needs, from contract-shaped records."""
-    rate = catalog.usd_rate([r["currency"] for r in records])
+def shipment_arrays(catalog: Catalog, shipments: Any) -> dict[str, Any]:
+    """The keyword arrays :func:`build_candidates` needs, from contract-shaped records
+    (online) or the columns of a validated DataFrame (batch, evaluation): one arithmetic."""
+    if hasattr(shipments, "columns"):
+        import pandas as pd  # the batch path's DataFrames only
+
+        def column(name: str) -> Any:
+            return shipments[name].to_numpy()
+
+        goods = pd.Categorical(shipments["goods_category"], categories=GOODS_CATEGORIES).codes
+    else:
+
+        def column(name: str) -> Any:
+            return [r[name] for r in shipments]
+
+        goods = [GOODS_CATEGORIES.index(g) for g in column("goods_category")]
     return {
-        "weight_kg": np.array([r["weight_kg"] for r in records], dtype=float),
+        "weight_kg": np.asarray(column("weight_kg"), dtype=float),
         "dims_cm": tuple(
-            np.array([r[f] for r in records], dtype=float)
-            for f in ("length_cm", "width_cm", "height_cm")
+            np.asarray(column(f), dtype=float) for f in ("length_cm", "width_cm", "height_cm")
         ),
-        "country_code": catalog.country_codes([r["destination_country"] for r in records]),
-        "goods_code": np.array([GOODS_CATEGORIES.index(r["goods_category"]) for r in records]),
-        "is_cod": np.array([r["payment_method"] == "cod" for r in records]),
-        "value_usd": np.array([r["declared_value"] for r in records], dtype=float) * rate,
+        "country_code": catalog.country_codes(column("destination_country")),
+        "goods_code": np.asarray(goods, dtype=np.int64),
+        "is_cod": np.asarray(column("payment_method"), dtype=object) == "cod",
+        "value_usd": np.asarray(column("declared_value"), dtype=float)
+        * catalog.usd_rate(column("currency")),
     }
 
 
-def frame_arrays(catalog: Catalog, frame: Any) -> dict[str, Any]:
-    """:func:`shipment_arrays` for the columns of a validated DataFrame (batch, evaluation)."""
-    import pandas as pd  # the batch path's DataFrames only
-
-    currency = frame["currency"].to_numpy(dtype=object)
-    goods = pd.Categorical(frame["goods_category"], categories=GOODS_CATEGORIES).codes
-    return {
-        "weight_kg": frame["weight_kg"].to_numpy(dtype=float),
-        "dims_cm": tuple(
-            frame[f].to_numpy(dtype=float) for f in ("length_cm", "width_cm", "height_cm")
-        ),
-        "country_code": catalog.country_codes(frame["destination_country"].to_numpy(object)),
-        "goods_code": goods.astype(np.int64),
-        "is_cod": (frame["payment_method"] == "cod").to_numpy(dtype=bool),
-        "value_usd": frame["declared_value"].to_numpy(dtype=float) * catalog.usd_rate(currency),
-    }
+def quote_arrays(
+    listed: Sequence[Sequence[Mapping[str, Any] | BaseModel] | None], width: int
+) -> dict[str, np.ndarray | None]:
+    """(n, width) quoted prices and premiums of listed candidates, NaN where none (None when
+    no shipment lists candidates): the ``build_candidates`` quote arguments."""
+    if all(c is None for c in listed):
+        return {"quoted_price": None, "quoted_premium": None}
+    price = np.full((len(listed), width), np.nan)
+    premium = np.full((len(listed), width), np.nan)
+    for i, entries in enumerate(listed):
+        for k, entry in enumerate(entries or ()):
+            c = entry.model_dump() if isinstance(entry, BaseModel) else dict(entry)
+            if c.get("quoted_price_usd") is not None:
+                price[i, k] = c["quoted_price_usd"]
+            if c.get("quoted_premium_usd") is not None:
+                premium[i, k] = c["quoted_premium_usd"]
+    return {"quoted_price": price, "quoted_premium": premium}
 
 
 def candidates_for_shipment(
@@ -247,22 +261,10 @@ def candidates_for_shipment(
         table = build_candidates(catalog, **arrays, costs=costs)
         keep = np.flatnonzero(table.eligible[0])
         return table.take(cols=keep), [catalog.channel_ids[i] for i in keep]
-    listed = [c.model_dump() if isinstance(c, BaseModel) else dict(c) for c in candidates]
-    ids = [c["channel_id"] for c in listed]
+    ids = [c.channel_id if isinstance(c, BaseModel) else c["channel_id"] for c in candidates]
     index = np.array([[catalog.channel_index.get(i, -1) for i in ids]], dtype=np.int64)
-
-    def quotes(key: str) -> np.ndarray:
-        return np.array([[np.nan if c.get(key) is None else c[key] for c in listed]], dtype=float)
-
-    table = build_candidates(
-        catalog,
-        **arrays,
-        channel_index=index,
-        quoted_price=quotes("quoted_price_usd"),
-        quoted_premium=quotes("quoted_premium_usd"),
-        costs=costs,
-    )
-    return table, ids
+    quotes = quote_arrays([candidates], len(ids))
+    return build_candidates(catalog, **arrays, channel_index=index, costs=costs, **quotes), ids
 
 
 def candidate_carriers(catalog: Catalog, channel_index: np.ndarray) -> np.ndarray:

@@ -28,7 +28,8 @@ from shiprisk.decisions.candidates import (
     CandidateTable,
     build_candidates,
     candidate_carriers,
-    frame_arrays,
+    candidates_for_shipment,
+    quote_arrays,
     shipment_arrays,
 )
 from shiprisk.decisions.costs import Constraints, SellerCosts
@@ -104,7 +105,7 @@ def _score_frame(
 ) -> Scored:
     ids = np.asarray(catalog.channel_ids, dtype=object)
     n, k = len(frame), len(ids)
-    table = build_candidates(catalog, **frame_arrays(catalog, frame), costs=costs)
+    table = build_candidates(catalog, **shipment_arrays(catalog, frame), costs=costs)
     wanted = table.eligible.copy()
     if chosen is not None:
         index = np.fromiter(
@@ -135,29 +136,20 @@ def _score_records(
     n = len(records)
     listed = list(candidates) if candidates is not None else [None] * n
     extra = list(chosen) if chosen is not None else [None] * n
+    if n == 1:  # the online case: one shipment, no padding bookkeeping
+        table, ids = candidates_for_shipment(catalog, records[0], costs, listed[0])
+        if listed[0] is None and extra[0] and extra[0] not in ids:  # report the seller's pick
+            entries = [{"channel_id": c} for c in (*ids, extra[0])]
+            table, ids = candidates_for_shipment(catalog, records[0], costs, entries)
+        return _score_one(model, catalog, records[0], table, ids, costs, constraints, num_threads)
     arrays = shipment_arrays(catalog, records)
-    if n == 1 and listed[0] is None:  # the common online case: keep it lean
-        every = build_candidates(catalog, **arrays, costs=costs)
-        keep = np.flatnonzero(every.eligible[0])
-        ids = [catalog.channel_ids[j] for j in keep]
-        if not extra[0] or extra[0] in ids:
-            return _score_one(
-                model,
-                catalog,
-                records[0],
-                every.take(cols=keep),
-                ids,
-                costs,
-                constraints,
-                num_threads,
-            )
     every = None
     if any(c is None for c in listed):  # (n, C): who is eligible
         every = build_candidates(catalog, **arrays, costs=costs)
     per_shipment: list[list[str]] = []
     for i in range(n):
         if listed[i] is not None or every is None:
-            ids = [_channel_of(c) for c in listed[i] or ()]
+            ids = [c.channel_id if isinstance(c, BaseModel) else c["channel_id"] for c in listed[i]]
         else:
             ids = [catalog.channel_ids[j] for j in np.flatnonzero(every.eligible[i])]
             if extra[i] and extra[i] not in ids:
@@ -171,16 +163,10 @@ def _score_records(
         [[catalog.channel_index.get(c, -1) for c in row] for row in channel_ids.tolist()],
         dtype=np.int64,
     ).reshape(n, width)
-    table = build_candidates(
-        catalog, **arrays, channel_index=index, costs=costs, **_quotes(listed, channel_ids)
-    )
+    quotes = quote_arrays(listed, width)
+    table = build_candidates(catalog, **arrays, channel_index=index, costs=costs, **quotes)
     probs = {o: np.full((n, width), np.nan) for o in EVENT_KEYS}
-    X = None
-    if n == 1 and width:  # the fast path: one shipment encoded once, no DataFrame
-        X = model.featurizer.encode_channels(records[0], per_shipment[0])
-        for o, p in model.predict_matrix(X, num_threads=num_threads).items():
-            probs[o][0] = p
-    elif width:
+    if width:  # every (shipment, listed channel) pair in one model call
         rows, cols = np.nonzero(channel_ids != "")
         pairs = [
             {**records[r], "channel_id": channel_ids[r, c]}
@@ -190,7 +176,7 @@ def _score_records(
         for o, p in model.predict_matrix(X_pairs, num_threads=num_threads).items():
             probs[o][rows, cols] = p
     decision = _decide(catalog, table, probs, costs, constraints)
-    return Scored(table, channel_ids, probs, decision, X)
+    return Scored(table, channel_ids, probs, decision)
 
 
 def _score_one(
@@ -216,25 +202,3 @@ def _score_one(
         probs = {o: np.empty((1, 0)) for o in EVENT_KEYS}
     decision = _decide(catalog, table, probs, costs, constraints)
     return Scored(table, channel_ids, probs, decision, X)
-
-
-def _channel_of(entry: Mapping[str, Any] | BaseModel) -> str:
-    return entry.channel_id if isinstance(entry, BaseModel) else entry["channel_id"]
-
-
-def _quotes(
-    listed: Sequence[Sequence[Mapping[str, Any] | BaseModel] | None], channel_ids: np.ndarray
-) -> dict[str, np.ndarray | None]:
-    """(n, K) quoted prices and premiums of listed candidates (NaN where none)."""
-    if all(c is None for c in listed):
-        return {"quoted_price": None, "quoted_premium": None}
-    price = np.full(channel_ids.shape, np.nan)
-    premium = np.full(channel_ids.shape, np.nan)
-    for i, entries in enumerate(listed):
-        for k, entry in enumerate(entries or ()):
-            c = entry.model_dump() if isinstance(entry, BaseModel) else dict(entry)
-            if c.get("quoted_price_usd") is not None:
-                price[i, k] = c["quoted_price_usd"]
-            if c.get("quoted_premium_usd") is not None:
-                premium[i, k] = c["quoted_premium_usd"]
-    return {"quoted_price": price, "quoted_premium": premium}

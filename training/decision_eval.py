@@ -15,7 +15,7 @@ import pandas as pd
 
 from shiprisk.data.catalogs import TRACKING_LEVELS, Catalog, load_catalog
 from shiprisk.data.outcomes import EVENT_KEYS
-from shiprisk.decisions.candidates import frame_arrays
+from shiprisk.decisions.candidates import shipment_arrays
 from shiprisk.decisions.costs import SellerCosts
 from shiprisk.decisions.policy import decide
 from shiprisk.decisions.scoring import score
@@ -43,7 +43,7 @@ def evaluate_decisions(
 
     catalog = catalog or load_catalog()
     costs = costs or SellerCosts()
-    keep = catalog.eligible(**frame_arrays(catalog, frame)).any(axis=1)
+    keep = catalog.eligible(**shipment_arrays(catalog, frame)).any(axis=1)
     frame = frame[keep].reset_index(drop=True)
     # The one scoring path: our probabilities on every eligible pair, and our decision.
     scored = score(model, catalog, frame, costs, num_threads=0)

@@ -32,7 +32,6 @@ from shiprisk.data.validation import DUPLICATE_ID
 from shiprisk.decisions.candidates import (
     UNKNOWN_CHANNEL_REASON,
     candidates_for_shipment,
-    frame_arrays,
     shipment_arrays,
 )
 from shiprisk.decisions.costs import SellerCosts
@@ -180,7 +179,7 @@ def test_same_policy_and_scores_as_online(files, open_data, champion_model, tmp_
     records = [frame.iloc[p].to_dict() for p in positions]
 
     reference = shipment_arrays(catalog, records)
-    mine = frame_arrays(catalog, frame.iloc[positions])
+    mine = shipment_arrays(catalog, frame.iloc[positions])
     for key, value in reference.items():
         np.testing.assert_array_equal(np.asarray(mine[key]), np.asarray(value), err_msg=key)
 
