@@ -8,7 +8,8 @@ BentoML has no request-size limit and answers errors in several shapes of its ow
   (declared ``Content-Length`` or counted while streaming a chunked body);
 * :class:`ErrorShapeMiddleware` - every error answer becomes ``{"error", "fields"}``
   (:func:`shiprisk.serving.errors.reshape`), and an exception becomes a shaped 500;
-* :class:`OpenApiMiddleware` - declares the error answers in ``/docs.json``.
+* :class:`OpenApiMiddleware` - declares the error answers in ``/docs.json`` and puts the
+  service's own ``info`` and the response examples in it.
 """
 
 from __future__ import annotations
@@ -232,11 +233,13 @@ class OpenApiMiddleware:
         error_schema: dict[str, Any],
         auth: bool,
         models: Mapping[str, tuple[Any, Any]] | None = None,
+        info: Mapping[str, Any] | None = None,
     ) -> None:
         self.app = app
         self.error_schema = error_schema
         self.auth = auth
         self.models = dict(models or {})
+        self.info = dict(info or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/docs.json":
@@ -249,6 +252,8 @@ class OpenApiMiddleware:
     def _patch(self, raw: bytes, status: int = 200) -> bytes:
         spec = json.loads(raw)
         spec["openapi"] = OPENAPI_VERSION
+        if self.info:
+            spec["info"] = self.info  # BentoML's names the bento tag, "None" and its team
         components = spec.setdefault("components", {}).setdefault("schemas", {})
         error_schema = dict(self.error_schema)  # built with ref_template=SCHEMA_REF
         for name, definition in error_schema.pop("$defs", {}).items():
@@ -262,6 +267,7 @@ class OpenApiMiddleware:
                 ok = operation.get("responses", {}).get("200", {}).get("content", {})
                 _restore_fields(body.get("application/json"), request_model, components)
                 _restore_fields(ok.get("application/json"), response_model, components)
+                _set_example(ok.get("application/json"), response_model)
         ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
         answers = {
             str(code): f"{ERROR_TEXT[code][:1].upper()}{ERROR_TEXT[code][1:]}"
@@ -284,6 +290,16 @@ class OpenApiMiddleware:
                 "name": "x-api-key",
             }
         return json.dumps(spec).encode()
+
+
+def _set_example(media: dict[str, Any] | None, model: Any) -> None:
+    """Show the model's JSON-schema example (a real answer) as the response example.
+
+    It is ``example`` (OpenAPI 3.0's keyword), not ``examples``: BentoML builds its document
+    through an OpenAPI 3.0 ``Schema`` class that refuses ``examples``."""
+    example = (model.model_config.get("json_schema_extra") or {}).get("example")
+    if isinstance(media, dict) and example:
+        media["example"] = example
 
 
 def _restore_fields(media: dict[str, Any] | None, model: Any, components: dict[str, Any]) -> None:
