@@ -82,4 +82,6 @@ def harden(
         models=models,
         info=api_info(),
     )
-    service.add_asgi_middleware(ContractGateMiddleware, models=requests)
+    service.add_asgi_middleware(
+        ContractGateMiddleware, models=requests, unknown_fields=settings.unknown_fields
+    )
