@@ -6,7 +6,7 @@ describes the service as ``shiprisk:dev``, version ``None``, with remote badges;
 configured. So :class:`DocsPageMiddleware` answers those paths with this page, which loads
 only the Swagger UI bundle BentoML installs with itself (``/static_content``, served by
 BentoML from the wheel) and is sent with a Content-Security-Policy that forbids any other
-origin; :func:`api_info` replaces the document's ``info`` (``OpenApiMiddleware``).
+origin; :func:`api_document` replaces the document's ``info`` and tags (``OpenApiMiddleware``).
 """
 
 from __future__ import annotations
@@ -43,13 +43,26 @@ CSP = (
 """Nothing but this server: no tag manager, no remote badge, no CDN."""
 
 
-def api_info() -> dict[str, object]:
-    """The OpenAPI ``info`` object: our title, the package version and description."""
+def api_document() -> dict[str, object]:
+    """Top-level keys of ``/docs.json`` that are ours: ``info`` (title, the package version,
+    description) and the tags' descriptions (BentoML's speak of "BentoML Service API")."""
     return {
-        "title": SERVICE_TITLE,
-        "version": package_version(),
-        "description": DESCRIPTION,
-        "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        "info": {
+            "title": SERVICE_TITLE,
+            "version": package_version(),
+            "description": DESCRIPTION,
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "tags": [
+            {
+                "name": "Service APIs",
+                "description": "Scoring: risks, costs and the recommended channel per shipment.",
+            },
+            {
+                "name": "Infrastructure",
+                "description": "Liveness, readiness and Prometheus metrics.",
+            },
+        ],
     }
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from shiprisk.serving import protocol
-from shiprisk.serving.docs_page import POLICY_PATH, DocsPageMiddleware, api_info
+from shiprisk.serving.docs_page import POLICY_PATH, DocsPageMiddleware, api_document
 from shiprisk.serving.errors import contract_names
 from shiprisk.serving.gate import ContractGateMiddleware
 from shiprisk.serving.metrics import MetricsEndpoint, RouteMetricsMiddleware
@@ -80,7 +80,7 @@ def harden(
         error_schema=error_model.model_json_schema(ref_template=SCHEMA_REF),
         auth=api_key is not None,
         models=models,
-        info=api_info(),
+        document=api_document(),
     )
     service.add_asgi_middleware(
         ContractGateMiddleware, models=requests, unknown_fields=settings.unknown_fields
