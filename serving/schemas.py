@@ -191,7 +191,7 @@ class Reason(BaseModel):
     text: str = Field(description="The factor phrased from the shipment's own values.")
     contribution: float = Field(
         description="How much the factor raises the outcome's log-odds over a typical "
-        "shipment's (positive; larger = more)."
+        "shipment's (always above 0; larger = stronger)."
     )
 
 
@@ -226,7 +226,8 @@ class ScoreResponse(BaseModel):
         None, description="Why there is no recommendation; null when there is one."
     )
     reasons: list[Reason] = Field(
-        description="Top factors behind each outcome's risk on the recommended channel."
+        description="Up to three factors per outcome that raise its risk most on the "
+        "recommended channel; empty without a recommendation."
     )
     actions: list[Action] = Field(description="Seller actions that lower the risk.")
     warnings: list[str] = Field(
