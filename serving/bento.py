@@ -63,8 +63,10 @@ def main() -> None:
     except BentoBuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    # Absolute: BentoML serves a bento from inside its src/, where a relative store is lost.
     store = os.environ["BENTOML_HOME"]
-    home = os.path.relpath(store) if store.startswith(os.getcwd()) else store
+    cwd = os.getcwd()
+    home = "$PWD/" + os.path.relpath(store, cwd) if store.startswith(cwd + os.sep) else store
     print(f"built bento {tag} with model {model} (store: {home})")
     print(f"serve it:         BENTOML_HOME={home} uv run bentoml serve {tag} --port 3000")
     print(f"container image:  BENTOML_HOME={home} uv run bentoml containerize {tag}")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
+from pathlib import Path
+
 import pytest
 
 from shiprisk.data.contract import example_request
@@ -10,6 +15,16 @@ from shiprisk.serving.schemas import BatchResponse, ScoreRequest, ScoreResponse
 from tests.conftest import TEST_API_KEY
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_readme_client_example_sends_the_curl_body() -> None:
+    readme = (REPO / "README.md").read_text()
+    curl = re.search(r"```bash\n(curl [^`]*?/score [^`]*?)\n```", readme)
+    assert curl and 'Path("examples/score_request.json")' in readme
+    args = shlex.split(curl.group(1).replace("\\\n", " "))
+    body = json.loads(args[args.index("-d") + 1])
+    assert json.loads((REPO / "examples" / "score_request.json").read_text()) == body
 
 
 def test_the_client_returns_the_response_models(server, api) -> None:
