@@ -125,10 +125,10 @@ ChannelScore = create_model(
         bool,
         Field(
             description="Buy insurance on this channel: true when the premium is below the "
-            "expected payout."
+            "expected insurance payout (times the seller's risk_aversion)."
         ),
     ),
-    expected_cost_usd=(Money | None, _money(f"{_EXPECTED}")),
+    expected_cost_usd=(Money | None, _money(_EXPECTED)),
     expected_cost_uninsured_usd=(
         Money | None,
         _money("Expected cost on this channel without insurance; null if not scored. In"),
