@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -57,10 +59,25 @@ def _readme_curl() -> tuple[str, bytes]:
 
 
 def test_bentoml_serve_of_the_built_tag_answers_the_readme_curl(built, session_home) -> None:
+    """Served from another BentoML store, as on another machine: exported (with its model)
+    and imported there. (A second server on the session's store would also share, and wipe
+    on start, the session server's Prometheus directory.)"""
     tag, model = built
     url, body = _readme_curl()
+    bentoml = str(Path(sys.executable).with_name("bentoml"))
+    archive = session_home / "shiprisk.bento"
+    elsewhere = dict(os.environ, BENTOML_HOME=str(session_home / "bento-elsewhere"))
+    for args, env in (
+        (["export", tag, str(archive)], os.environ),
+        (["import", str(archive)], elsewhere),
+    ):
+        done = subprocess.run([bentoml, *args], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
     srv = start_server(
-        None, {"SHIPRISK_WORKERS": "1"}, session_home / "bento-server.log", target=tag
+        None,
+        {"SHIPRISK_WORKERS": "1", "BENTOML_HOME": elsewhere["BENTOML_HOME"]},
+        session_home / "bento-server.log",
+        target=tag,
     )
     try:
         answer = httpx.post(
