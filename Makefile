@@ -7,7 +7,7 @@ export UV_COMPILE_BYTECODE := 1
 UV := python3 -m uv
 PYTHON ?= python3
 
-.PHONY: bootstrap run test test-fast lint bench
+.PHONY: bootstrap run bento browser test test-fast lint bench
 
 bootstrap:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==0.13.8"
@@ -16,7 +16,21 @@ bootstrap:
 run: bootstrap
 	$(UV) run --frozen shiprisk run
 
-test: bootstrap
+# Package the MLflow champion and the service as a bento (after `make run`); prints the tag and
+# the `bentoml serve` / `bentoml containerize` commands for it.
+bento: bootstrap
+	$(UV) run --frozen python -m shiprisk.serving.bento
+
+# The docs-page test renders Swagger UI in a real headless browser: Debian's chromium,
+# installed here when missing (apt-get; sudo when not root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+			chromium >/dev/null; }
+
+test: bootstrap browser
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen pytest

@@ -3,9 +3,10 @@
 No real seller history exists, so :mod:`shiprisk.data.simulator` draws shipments from a world
 whose true loss and rejection probabilities are known. This module holds that world's knobs:
 one frozen :class:`WorldParams` whose fields carry a default, a one-line description and the
-source of the figure (``/work/shared/domain-facts.md`` or "chosen") in their metadata, so the
-README table and the tests read the same facts. Mapping fields are plain dicts: treat a world
-as immutable and derive variants with :func:`dataclasses.replace` (see :func:`shifted_world`).
+source of the figure (``docs/domain-facts.md``, the project's research notes, or "chosen") in
+their metadata, so the README table and the tests read the same facts. Mapping fields are
+plain dicts: treat a world as immutable and derive variants with :func:`dataclasses.replace`
+(see :func:`shifted_world`).
 """
 
 from __future__ import annotations

@@ -14,6 +14,22 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from shiprisk.data.catalogs import Tracking
 from shiprisk.data.contract import CHANNEL_PATTERN, GOODS_CATEGORIES, Number, optional
 
+MONEY_DECIMALS = 2
+"""Every money figure a user sees (API answers, batch rows, reports) is rounded to the cent."""
+
+
+def cents(value: Any) -> Any:
+    """``value`` (a float, None, or a numpy array) rounded to the cent; decisions are taken on
+    the exact figures first, so rounding only changes what is shown."""
+    if value is None:
+        return None
+    if isinstance(value, float | int):
+        return round(float(value), MONEY_DECIMALS)
+    import numpy as np
+
+    return np.round(value, MONEY_DECIMALS)
+
+
 GoodsCategory = Literal[GOODS_CATEGORIES]  # type: ignore[valid-type]
 Carrier = Annotated[str, StringConstraints(pattern=CHANNEL_PATTERN, max_length=40)]
 TrackingLevel = Tracking

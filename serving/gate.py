@@ -9,12 +9,17 @@ scoring routes only, :class:`ContractGateMiddleware`:
 * validates the buffered body with the route's pydantic model and answers 400 itself, naming
   fields from the contract only (``errors.refusal_fields``); BentoML logs nothing;
 * passes a valid body on unchanged (validating ~8 us per shipment twice is cheaper than any
-  private hook into BentoML's parsing).
+  private hook into BentoML's parsing);
+* with ``SHIPRISK_UNKNOWN_FIELDS=ignore``, drops the keys the contract does not know (real
+  checkout objects carry extra fields) and passes the rest on: they reach neither BentoML
+  nor a log line nor the answer. Only a body that fails validation pays for this.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
@@ -42,10 +47,16 @@ def is_json(scope: Scope) -> bool:
 class ContractGateMiddleware:
     """415 for non-JSON bodies and 400 for bodies the contract refuses, on ``models``' paths."""
 
-    def __init__(self, app: ASGIApp, models: Mapping[str, type[BaseModel]]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        models: Mapping[str, type[BaseModel]],
+        unknown_fields: Literal["reject", "ignore"] = "reject",
+    ) -> None:
         self.app = app
         self.models = dict(models)
         self.known = contract_names(self.models.values())
+        self.ignore_unknown = unknown_fields == "ignore"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         model = self.models.get(scope.get("path", "")) if scope["type"] == "http" else None
@@ -66,6 +77,43 @@ class ContractGateMiddleware:
         try:
             model.model_validate_json(body)
         except ValidationError as exc:
-            await send_json(send, 400, error_body(400, describe_refusal(exc, self.known)))
-            return
+            refusal = exc
+            if self.ignore_unknown:
+                body, refusal = without_unknown_keys(model, body, exc)
+            if refusal is not None:
+                fields = describe_refusal(refusal, self.known)
+                await send_json(send, 400, error_body(400, fields))
+                return
         await self.app(scope, replaying(body, receive), send)
+
+
+def without_unknown_keys(
+    model: type[BaseModel], body: bytes, exc: ValidationError
+) -> tuple[bytes, ValidationError | None]:
+    """``body`` without the keys ``exc`` calls unknown (``extra_forbidden``), and the refusal
+    that remains for it (None: now valid). Unknown keys are dropped from wherever they are
+    (top level, a candidate, ``costs``, a batch's shipments)."""
+    unknown = [e["loc"] for e in exc.errors() if e["type"] == "extra_forbidden"]
+    if not unknown:
+        return body, exc
+    payload = json.loads(body)
+    for loc in unknown:
+        _drop(payload, loc)
+    body = json.dumps(payload).encode()
+    try:
+        model.model_validate_json(body)
+    except ValidationError as rest:
+        return body, rest
+    return body, None
+
+
+def _drop(node: Any, loc: tuple[Any, ...]) -> None:
+    """Remove the key at ``loc``; a location that does not lead to it (a union's member tag)
+    leaves the body as it is, and the refusal stands."""
+    try:
+        for part in loc[:-1]:
+            node = node[part]
+    except (KeyError, IndexError, TypeError):
+        return
+    if isinstance(node, dict):
+        node.pop(loc[-1], None)

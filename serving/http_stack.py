@@ -10,8 +10,9 @@ One call, :func:`harden`, from ``service.py``: BentoML's extension points
 5. ``ApiKeyMiddleware`` - 401 before any body is read;
 6. ``MetricsEndpoint`` - ``GET /metrics`` (behind the key only if configured);
 7. ``BodyLimitMiddleware`` - 413 for oversized bodies;
-8. ``OpenApiMiddleware`` - the true ``/docs.json``;
-9. ``ContractGateMiddleware`` - 415 for non-JSON bodies, 400 for bodies the contract refuses.
+8. ``DocsPageMiddleware`` - our own Swagger UI page at ``/`` and ``/docs`` (no third parties);
+9. ``OpenApiMiddleware`` - the true ``/docs.json``, with our title, version and examples;
+10. ``ContractGateMiddleware`` - 415 for non-JSON bodies, 400 for bodies the contract refuses.
 
 The header-read timeout sits below ASGI, in the HTTP protocol (``protocol.install``).
 """
@@ -24,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from shiprisk.serving import protocol
+from shiprisk.serving.docs_page import POLICY_PATH, DocsPageMiddleware, api_document
 from shiprisk.serving.errors import contract_names
 from shiprisk.serving.gate import ContractGateMiddleware
 from shiprisk.serving.metrics import MetricsEndpoint, RouteMetricsMiddleware
@@ -38,7 +40,8 @@ from shiprisk.serving.overload import DeadlineMiddleware, LoadShedMiddleware
 from shiprisk.settings import Settings
 
 SYSTEM_ROUTES = frozenset(
-    {"/", "/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json"}
+    {"/", "/docs", POLICY_PATH, "/livez", "/readyz", "/healthz", "/metrics", "/docs.json"}
+    | {"/schema.json"}
 )
 """BentoML's own routes; any other path is labelled ``other`` in the metrics."""
 BACKSTOP_SECONDS = 5.0
@@ -71,10 +74,14 @@ def harden(
     service.add_asgi_middleware(ApiKeyMiddleware, key=api_key, metrics=settings.metrics_require_key)
     service.add_asgi_middleware(MetricsEndpoint)
     service.add_asgi_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    service.add_asgi_middleware(DocsPageMiddleware)
     service.add_asgi_middleware(
         OpenApiMiddleware,
         error_schema=error_model.model_json_schema(ref_template=SCHEMA_REF),
         auth=api_key is not None,
         models=models,
+        document=api_document(),
     )
-    service.add_asgi_middleware(ContractGateMiddleware, models=requests)
+    service.add_asgi_middleware(
+        ContractGateMiddleware, models=requests, unknown_fields=settings.unknown_fields
+    )

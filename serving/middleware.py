@@ -8,7 +8,8 @@ BentoML has no request-size limit and answers errors in several shapes of its ow
   (declared ``Content-Length`` or counted while streaming a chunked body);
 * :class:`ErrorShapeMiddleware` - every error answer becomes ``{"error", "fields"}``
   (:func:`shiprisk.serving.errors.reshape`), and an exception becomes a shaped 500;
-* :class:`OpenApiMiddleware` - declares the error answers in ``/docs.json``.
+* :class:`OpenApiMiddleware` - declares the error answers in ``/docs.json`` and puts the
+  service's own ``info`` and tags and the response examples in it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json
 PROTECTED_PREFIXES = ("/score",)
 DECLARED_ERRORS = (400, 401, 413, 415, 503, 504)
 """The error answers a scoring operation declares in ``/docs.json`` (401 only with a key)."""
+BENTOML_ERROR_SCHEMAS = ("InvalidArgument", "NotFound", "InternalServerError")
+"""BentoML's error bodies, which this service never sends (``ErrorShapeMiddleware``)."""
 log = logging.getLogger("shiprisk.serving")
 
 
@@ -232,11 +235,13 @@ class OpenApiMiddleware:
         error_schema: dict[str, Any],
         auth: bool,
         models: Mapping[str, tuple[Any, Any]] | None = None,
+        document: Mapping[str, Any] | None = None,
     ) -> None:
         self.app = app
         self.error_schema = error_schema
         self.auth = auth
         self.models = dict(models or {})
+        self.document = dict(document or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/docs.json":
@@ -249,6 +254,7 @@ class OpenApiMiddleware:
     def _patch(self, raw: bytes, status: int = 200) -> bytes:
         spec = json.loads(raw)
         spec["openapi"] = OPENAPI_VERSION
+        spec.update(self.document)  # BentoML's info names the bento tag, "None" and its team
         components = spec.setdefault("components", {}).setdefault("schemas", {})
         error_schema = dict(self.error_schema)  # built with ref_template=SCHEMA_REF
         for name, definition in error_schema.pop("$defs", {}).items():
@@ -262,6 +268,7 @@ class OpenApiMiddleware:
                 ok = operation.get("responses", {}).get("200", {}).get("content", {})
                 _restore_fields(body.get("application/json"), request_model, components)
                 _restore_fields(ok.get("application/json"), response_model, components)
+                _set_example(ok.get("application/json"), response_model)
         ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
         answers = {
             str(code): f"{ERROR_TEXT[code][:1].upper()}{ERROR_TEXT[code][1:]}"
@@ -275,8 +282,15 @@ class OpenApiMiddleware:
             responses = operation.setdefault("responses", {})
             for code, text in answers.items():
                 responses[code] = {"description": text, "content": ref}
+            for code in [c for c in responses if str(c)[:1] in "45" and str(c) not in answers]:
+                # BentoML's own 404/500 shapes: ours answers those as ErrorBody too.
+                status = int(code)
+                text = ERROR_TEXT.get(status, "request failed")
+                responses[code] = {"description": text[:1].upper() + text[1:], "content": ref}
             if self.auth:
                 operation["security"] = [{"ApiKey": []}]
+        for name in BENTOML_ERROR_SCHEMAS:
+            components.pop(name, None)
         if self.auth:
             spec["components"].setdefault("securitySchemes", {})["ApiKey"] = {
                 "type": "apiKey",
@@ -284,6 +298,16 @@ class OpenApiMiddleware:
                 "name": "x-api-key",
             }
         return json.dumps(spec).encode()
+
+
+def _set_example(media: dict[str, Any] | None, model: Any) -> None:
+    """Show the model's JSON-schema example (a real answer) as the response example.
+
+    It is ``example`` (OpenAPI 3.0's keyword), not ``examples``: BentoML builds its document
+    through an OpenAPI 3.0 ``Schema`` class that refuses ``examples``."""
+    example = (model.model_config.get("json_schema_extra") or {}).get("example")
+    if isinstance(media, dict) and example:
+        media["example"] = example
 
 
 def _restore_fields(media: dict[str, Any] | None, model: Any, components: dict[str, Any]) -> None:

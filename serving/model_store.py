@@ -37,6 +37,8 @@ from shiprisk.settings import CHAMPION, get_settings
 BENTO_MODEL_NAME = "shiprisk-risk"
 TAG_FILE = "serving_model_tag"
 """File under SHIPRISK_HOME naming the pinned tag (for `bentoml serve` started by hand)."""
+BAKED_TAG_FILE = Path(__file__).with_name("bento_model_tag")
+"""Written by ``make bento`` (serving/bento.py) while building: the bento serves that tag."""
 READS_FILE = "alias_reads.json"
 """File under SHIPRISK_HOME: per alias, the version and digest the registry last named."""
 _UNREADABLE = (ModelIntegrityError, OSError, json.JSONDecodeError, KeyError)
@@ -237,8 +239,16 @@ def pin(tag: str) -> Path:
 
 
 def pinned_tag() -> str | None:
+    """The tag to serve: ``SHIPRISK_MODEL_TAG``, else the one baked into a bento, else the one
+    ``shiprisk serve`` pinned under SHIPRISK_HOME."""
     tag = os.environ.get("SHIPRISK_MODEL_TAG")
     if tag:
         return tag
+    # BentoML imports a bento's service with its src/ as the working directory; in a
+    # development environment the editable install may still import this file from the
+    # checkout, so the baked file is looked up in both places.
+    for baked in (BAKED_TAG_FILE, Path.cwd() / "serving" / BAKED_TAG_FILE.name):
+        if baked.is_file():
+            return baked.read_text().strip()
     path = get_settings().home / TAG_FILE
     return path.read_text().strip() if path.is_file() else None

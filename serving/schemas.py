@@ -7,17 +7,22 @@ schema. Responses are plain pydantic models (BentoML serialises them as JSON).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from shiprisk.data.catalogs import Tracking
 from shiprisk.data.contract import ShipmentRequest
 from shiprisk.data.outcomes import EVENT_KEYS, EVENTS
-from shiprisk.decisions.costs import Constraints, SellerCosts
+from shiprisk.decisions.costs import Constraints, SellerCosts, cents
 
 HARD_MAX_BATCH = 10_000
 """Schema-level ceiling; the configurable limit (smaller) answers 413 in the handler."""
+EXAMPLE_FILE = Path(__file__).with_name("score_example.json")
+"""A real ``/score`` answer (the README's request, the main job's model): the OpenAPI example."""
+SCORE_EXAMPLE: dict[str, Any] = json.loads(EXAMPLE_FILE.read_text())
 
 
 class ScoreRequest(ShipmentRequest):
@@ -37,7 +42,11 @@ class ScoreRequest(ShipmentRequest):
 
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
-    shipments: list[ScoreRequest] = Field(min_length=1, max_length=HARD_MAX_BATCH)
+    shipments: list[ScoreRequest] = Field(
+        min_length=1,
+        max_length=HARD_MAX_BATCH,
+        description="The shipments to score (at most SHIPRISK_MAX_BATCH, default 100).",
+    )
 
 
 def _probabilities() -> dict[str, Any]:
@@ -46,93 +55,213 @@ def _probabilities() -> dict[str, Any]:
         o.probability: (
             float,
             Field(
-                ge=0, le=1, description=f"Probability the parcel ends {o.label}: {o.description}"
+                ge=0,
+                le=1,
+                description=f"Probability the parcel ends {o.label}: {o.description} "
+                "(0 to 1, calibrated; not rounded).",
             ),
         )
         for o in EVENTS
     }
 
 
+Money = Annotated[float, AfterValidator(cents)]
+"""A USD amount in an answer: rounded to the cent where the answer is built."""
+
+
+def _money(description: str) -> Any:
+    return Field(description=f"{description} USD, rounded to the cent.")
+
+
+_PRICE = "Shipping price on this channel (the quote sent, else the catalog price), in"
+_PREMIUM = "Insurance premium for this parcel on this channel; null if it cannot be insured. In"
+_EXPECTED = (
+    "Expected cost to the seller of shipping on this channel: price, plus each outcome's "
+    "probability x its cost, plus the delay cost, plus the premium when insured, minus the "
+    "expected insurance payout (docs/policy.md); null if not scored. In"
+)
+
 ChannelScore = create_model(
     "ChannelScore",
-    channel_id=(str, ...),
-    name=(str | None, None),
-    carrier=(str | None, None),
-    requested=(bool, Field(description="the request named this channel")),
-    eligible=(bool, ...),
-    ineligible_reasons=(list[str], []),
-    allowed=(bool, Field(description="eligible and within the seller's constraints")),
-    blocked_reasons=(list[str], []),
+    __doc__="One candidate channel for the shipment: eligibility, risks, price and cost.",
+    channel_id=(str, Field(description="Channel id from the channel catalog (or as sent).")),
+    name=(str | None, Field(None, description="Channel's display name; null if unknown.")),
+    carrier=(str | None, Field(None, description="Carrier id (e.g. 'dhl'); null if unknown.")),
+    requested=(
+        bool,
+        Field(description="The request named this channel (channel_id or candidates)."),
+    ),
+    eligible=(
+        bool,
+        Field(
+            description="The channel accepts this shipment (weight, size, destination, goods, "
+            "COD, value)."
+        ),
+    ),
+    ineligible_reasons=(
+        list[str],
+        Field(
+            [],
+            description="Why the channel refuses the shipment, in plain words; empty if eligible.",
+        ),
+    ),
+    allowed=(
+        bool,
+        Field(
+            description="Eligible, scored and within the seller's constraints: can be recommended."
+        ),
+    ),
+    blocked_reasons=(
+        list[str],
+        Field(
+            [],
+            description="Which of the seller's constraints rule this channel out; empty if none.",
+        ),
+    ),
     **_probabilities(),
-    price_usd=(float | None, None),
-    premium_usd=(float | None, None),
-    insure=(bool, ...),
-    expected_cost_usd=(float | None, None),
-    expected_cost_uninsured_usd=(float | None, None),
-    transit_days=(float | None, None),
-    tracking=(Tracking | None, None),
+    price_usd=(Money | None, _money(_PRICE)),
+    premium_usd=(Money | None, _money(_PREMIUM)),
+    insure=(
+        bool,
+        Field(
+            description="Buy insurance on this channel: true when the premium is below the "
+            "expected insurance payout (times the seller's risk_aversion)."
+        ),
+    ),
+    expected_cost_usd=(Money | None, _money(_EXPECTED)),
+    expected_cost_uninsured_usd=(
+        Money | None,
+        _money("Expected cost on this channel without insurance; null if not scored. In"),
+    ),
+    transit_days=(
+        float | None,
+        Field(
+            None,
+            description="Expected (mean) transit days, customs hold included; null if unknown.",
+        ),
+    ),
+    tracking=(
+        Tracking | None,
+        Field(
+            None,
+            description="Tracking level: none, partial (a tracking number; scans may stop) "
+            "or full.",
+        ),
+    ),
 )
 
 Recommendation = create_model(
     "Recommendation",
-    channel_id=(str, ...),
-    insure=(bool, ...),
+    __doc__="The allowed channel with the lowest expected cost, with its insure decision.",
+    channel_id=(str, Field(description="The recommended channel.")),
+    insure=(bool, Field(description="Buy insurance on the recommended channel.")),
     **_probabilities(),
-    price_usd=(float, ...),
-    premium_usd=(float | None, ...),
-    expected_cost_usd=(float, ...),
-    cheapest_channel_id=(str | None, ...),
-    saving_vs_cheapest_usd=(
-        float | None,
+    price_usd=(Money, _money("Shipping price on the recommended channel, in")),
+    premium_usd=(Money | None, _money("Insurance premium there; null if it cannot be insured. In")),
+    expected_cost_usd=(
+        Money,
+        _money("Expected cost on the recommended channel (see channels), in"),
+    ),
+    cheapest_channel_id=(
+        str | None,
         Field(
-            description="expected cost of the cheapest eligible channel minus the recommendation's"
+            description="The eligible channel with the lowest price (constraints aside); "
+            "null if none."
+        ),
+    ),
+    saving_vs_cheapest_usd=(
+        Money | None,
+        _money(
+            "Expected cost of the cheapest channel minus the recommendation's (0 or more; "
+            "negative when the seller's constraints rule the cheaper choice out); null if "
+            "there is no cheapest channel. In"
         ),
     ),
 )
 
 
 class Reason(BaseModel):
-    outcome: Literal[EVENT_KEYS]  # type: ignore[valid-type]
-    factor: str
-    fields: list[str]
-    text: str
-    contribution: float = Field(description="raise in the outcome's log-odds")
+    """One factor behind a risk on the recommended channel, in the seller's words."""
+
+    outcome: Literal[EVENT_KEYS] = Field(  # type: ignore[valid-type]
+        description="The outcome this factor raises (an event of the outcome spec)."
+    )
+    factor: str = Field(description="Factor name, e.g. 'destination', 'payment', 'address'.")
+    fields: list[str] = Field(description="The request fields this factor stands for.")
+    text: str = Field(description="The factor phrased from the shipment's own values.")
+    contribution: float = Field(
+        description="How much the factor raises the outcome's log-odds over a typical "
+        "shipment's (always above 0; larger = stronger)."
+    )
 
 
 class Action(BaseModel):
-    code: str
-    text: str
+    """A step the seller can take to lower the risk."""
+
+    code: str = Field(description="Stable id of the action, e.g. 'verify_address'.")
+    text: str = Field(description="What to do and why, in one or two sentences.")
 
 
 class ModelRef(BaseModel):
-    name: str
-    version: str
-    digest: str
+    """The exact model that produced an answer."""
+
+    name: str = Field(description="Registered model name.")
+    version: str = Field(description="MLflow registry version of the model served.")
+    digest: str = Field(description="Content digest of the model files (first 16 hex digits).")
 
 
 class ScoreResponse(BaseModel):
-    order_id: str
-    channels: list[ChannelScore]  # type: ignore[valid-type]
-    recommendation: Recommendation | None  # type: ignore[valid-type]
-    no_recommendation_reason: str | None = None
-    reasons: list[Reason]
-    actions: list[Action]
-    warnings: list[str]
-    model: ModelRef
+    """The answer for one shipment (docs/policy.md explains every figure)."""
+
+    model_config = ConfigDict(json_schema_extra={"example": SCORE_EXAMPLE})
+
+    order_id: str = Field(description="The request's order_id, echoed.")
+    channels: list[ChannelScore] = Field(  # type: ignore[valid-type]
+        description="Every candidate channel (the request's list, else every eligible one)."
+    )
+    recommendation: Recommendation | None = Field(  # type: ignore[valid-type]
+        description="The channel to use and whether to insure; null when none is allowed."
+    )
+    no_recommendation_reason: str | None = Field(
+        None, description="Why there is no recommendation; null when there is one."
+    )
+    reasons: list[Reason] = Field(
+        description="Up to three factors per outcome that raise its risk most on the "
+        "recommended channel; empty without a recommendation."
+    )
+    actions: list[Action] = Field(description="Seller actions that lower the risk.")
+    warnings: list[str] = Field(
+        description="Things to know about this answer (unknown country or channel, no "
+        "recommendation); empty when none."
+    )
+    model: ModelRef = Field(description="The model that produced the answer.")
 
 
 class BatchResponse(BaseModel):
-    results: list[ScoreResponse]
-    model: ModelRef
+    """The answers for a batch, in request order."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"example": {"results": [SCORE_EXAMPLE], "model": SCORE_EXAMPLE["model"]}}
+    )
+
+    results: list[ScoreResponse] = Field(description="One answer per shipment, in the order sent.")
+    model: ModelRef = Field(description="The model that produced the answers.")
 
 
 class FieldError(BaseModel):
-    field: str
-    reason: str
+    """One problem with the request."""
+
+    field: str = Field(
+        description="Dotted path of the contract field at fault (e.g. 'candidates.0.channel_id'); "
+        "'body' for the body as a whole or an unknown key."
+    )
+    reason: str = Field(description="What is wrong with it, never quoting the value sent.")
 
 
 class ErrorBody(BaseModel):
     """Every 4xx answer: what went wrong and, for bad input, which fields and why."""
 
-    error: str
-    fields: list[FieldError] = []
+    error: str = Field(description="What went wrong, one fixed text per status.")
+    fields: list[FieldError] = Field(
+        [], description="For bad input, each field at fault and why; empty otherwise."
+    )

@@ -21,7 +21,7 @@ from shiprisk.data.contract import SHIPMENT_FIELDS
 from shiprisk.data.outcomes import EVENTS
 from shiprisk.decisions.actions import mitigations
 from shiprisk.decisions.candidates import ineligibility_reasons
-from shiprisk.decisions.costs import SellerCosts, resolve_costs
+from shiprisk.decisions.costs import SellerCosts, cents, resolve_costs
 from shiprisk.decisions.policy import blocked_reasons
 from shiprisk.decisions.scoring import Scored, score
 from shiprisk.models.risk_model import RiskModel
@@ -178,7 +178,7 @@ class Scorer:
             premium_usd=best.premium_usd,
             expected_cost_usd=best.expected_cost_usd or 0.0,
             cheapest_channel_id=ids[cheap] if cheap >= 0 else None,
-            saving_vs_cheapest_usd=_num(decision.saving_vs_cheapest_usd[i]),
+            saving_vs_cheapest_usd=_saving(channels, cheap, best.expected_cost_usd),
         )
         reasons = []
         if with_reasons:
@@ -262,12 +262,13 @@ def _settings_key(request: ScoreRequest) -> str:
     return f"{costs}|{limits}"
 
 
+def _saving(channels: list[Any], cheap: int, best: float | None) -> float | None:
+    """Cheapest channel's expected cost minus the recommendation's, from the rounded figures
+    shown (so the answer adds up to the cent); the decision was taken on exact costs."""
+    other = channels[cheap].expected_cost_usd if cheap >= 0 else None
+    return None if other is None or best is None else cents(other - best)
+
+
 def _nums(values: Any) -> list[float | None]:
     """JSON-safe floats of a 1-D array: NaN/inf (not applicable) become null."""
     return [v if math.isfinite(v) else None for v in values.tolist()]
-
-
-def _num(value: Any) -> float | None:
-    """JSON-safe float: NaN/inf (not applicable) become null."""
-    value = float(value)
-    return value if math.isfinite(value) else None

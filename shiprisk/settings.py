@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +74,11 @@ class Settings(BaseSettings):
     metrics_require_key: bool = Field(
         default=False,
         description="ask for the API key on /metrics too (it holds no request values either way)",
+    )
+    unknown_fields: Literal["reject", "ignore"] = Field(
+        default="reject",
+        description="a request key the contract does not know: 'reject' answers 400 naming "
+        "its parent; 'ignore' drops it before validation (never logged, never echoed)",
     )
     api_key: SecretStr | None = Field(default=None, description="require this key if set")
     api_key_file: Path | None = Field(default=None, description="file holding the API key")

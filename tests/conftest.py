@@ -96,7 +96,13 @@ def free_port() -> int:
 class RunningServer:
     """A `bentoml serve` subprocess on a free loopback port, stopped at session end."""
 
-    def __init__(self, tag: str, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        tag: str | None,
+        env: dict[str, str],
+        log_path: Path,
+        target: str = "shiprisk.serving.service:ShipRisk",
+    ) -> None:
         import subprocess
         import sys
 
@@ -105,14 +111,18 @@ class RunningServer:
         self.tag = tag
         self.log_path = log_path
         bentoml = str(Path(sys.executable).with_name("bentoml"))
-        full_env = dict(os.environ, **env, SHIPRISK_MODEL_TAG=tag, BENTOML_DO_NOT_TRACK="true")
+        full_env = dict(os.environ, **env, BENTOML_DO_NOT_TRACK="true")
+        if tag:
+            full_env["SHIPRISK_MODEL_TAG"] = tag
+        else:  # a bento serves the tag baked into it
+            full_env.pop("SHIPRISK_MODEL_TAG", None)
         full_env.setdefault("OMP_NUM_THREADS", "1")
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
             [
                 bentoml,
                 "serve",
-                "shiprisk.serving.service:ShipRisk",
+                target,
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -165,13 +175,19 @@ def served_tag(trained) -> str:
     return import_version().tag
 
 
-def start_server(tag: str, env: dict[str, str], log_path: Path, attempts: int = 3):
+def start_server(
+    tag: str | None,
+    env: dict[str, str],
+    log_path: Path,
+    attempts: int = 3,
+    target: str = "shiprisk.serving.service:ShipRisk",
+):
     """Start and wait for a server; retry when circus loses the race for a free port.
 
     BentoML's arbiter picks its ZMQ control ports by probing for free ones and binds them a
     moment later; on a busy machine another process can take one in between."""
     for attempt in range(attempts):
-        srv = RunningServer(tag, env, log_path)
+        srv = RunningServer(tag, env, log_path, target)
         try:
             srv.wait_ready()
             return srv

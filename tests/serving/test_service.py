@@ -31,7 +31,7 @@ def test_score_matches_the_loaded_model(api, champion_model) -> None:
     np.testing.assert_allclose([c["p_reject"] for c in data["channels"]], p_reject, atol=1e-12)
     rec = data["recommendation"]
     costs = {c["channel_id"]: c["expected_cost_usd"] for c in data["channels"] if c["allowed"]}
-    assert rec["channel_id"] == min(costs, key=costs.get)
+    assert costs[rec["channel_id"]] == min(costs.values())  # shown to the cent: ties possible
     assert data["reasons"] and {r["outcome"] for r in data["reasons"]} <= {"loss", "reject"}
     assert data["model"]["version"] == str(registry.get_version(CHAMPION).version)
 
