@@ -4,8 +4,10 @@ Exports name countries the way their shop software or their language does ("JapÃ
 "Allemagne", "EE. UU.", "DEU"). The names come from two maintained libraries, never a
 hand-written table: pycountry (the ISO 3166 codes, official and common names and their
 translations) and Babel (the Unicode CLDR territory names of every locale, i.e. the common
-names people write). Lookup ignores case, accents and punctuation; a name that stands for
-two different countries in two languages is left unresolved rather than guessed.
+names people write). Lookup ignores case, accents and punctuation. Where sources disagree
+on a spelling (a few translations are wrong: one locale calls Malaysia "Mexico"), the code
+most sources give wins if it has at least three times the votes of the next; otherwise the
+spelling stays unresolved rather than guessed (map it under ``values`` yourself).
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ import gettext
 import os
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
 
 _CODE = re.compile(r"^[A-Z]{2}$")
+ISO_WEIGHT = 10
+"""Votes of an ISO code or English ISO name (the standard itself) against one translation."""
+MAJORITY = 3
 
 
 def normalise(name: str) -> str:
@@ -35,11 +41,11 @@ def _names() -> dict[str, str]:
     from babel import Locale
     from babel.localedata import locale_identifiers
 
-    found: dict[str, set[str]] = {}
+    found: dict[str, Counter] = {}
 
-    def add(name: str | None, code: str) -> None:
+    def add(name: str | None, code: str, votes: int = 1) -> None:
         if name:
-            found.setdefault(normalise(name), set()).add(code)
+            found.setdefault(normalise(name), Counter())[code] += votes
 
     countries = list(pycountry.countries)
     english = {}
@@ -47,10 +53,10 @@ def _names() -> dict[str, str]:
         english[c.alpha_2] = [
             getattr(c, key, None) for key in ("name", "common_name", "official_name")
         ]
-        add(c.alpha_2, c.alpha_2)
-        add(c.alpha_3, c.alpha_2)
+        add(c.alpha_2, c.alpha_2, ISO_WEIGHT)
+        add(c.alpha_3, c.alpha_2, ISO_WEIGHT)
         for name in english[c.alpha_2]:
-            add(name, c.alpha_2)
+            add(name, c.alpha_2, ISO_WEIGHT)
     for language in sorted(os.listdir(pycountry.LOCALES_DIR)):
         try:
             tr = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[language])
@@ -71,7 +77,12 @@ def _names() -> dict[str, str]:
         for code, name in territories.items():
             if code in iso:
                 add(name, code)
-    return {name: next(iter(codes)) for name, codes in found.items() if len(codes) == 1}
+    table = {}
+    for name, votes in found.items():
+        ranked = votes.most_common(2)
+        if len(ranked) == 1 or ranked[0][1] >= MAJORITY * ranked[1][1]:
+            table[name] = ranked[0][0]
+    return table
 
 
 def to_alpha2(names: Iterable[str]) -> dict[str, str | None]:

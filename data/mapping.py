@@ -294,7 +294,8 @@ def map_frame(df: pd.DataFrame, mapping: Mapping) -> MappedFrame:
         out[target] = df[column]
     excluded = np.zeros(len(out), dtype=bool)
     result = MappedFrame(out, excluded)
-    for name in dict.fromkeys([*mapping.values, *mapping.patterns]):
+    enums = [n for n in out.columns if n in SPECS and SPECS[n].kind == "enum"]
+    for name in dict.fromkeys([*mapping.values, *mapping.patterns, *enums]):
         if name in out.columns:
             _translate(result, name, mapping.values.get(name, {}), mapping.patterns.get(name, {}))
     if mapping.country_names and COUNTRY_FIELD in out.columns:
@@ -333,11 +334,16 @@ def _text(values: pd.Series) -> pd.Series:
 def _translate(
     result: MappedFrame, name: str, table: dict[str, Any], patterns: dict[str, Any]
 ) -> None:
-    """Exact spelling, then the same ignoring case, then the first matching pattern."""
+    """Exact spelling, then the same ignoring case (a contract value too: ``Amazon`` is
+    ``amazon``), then the first matching pattern."""
     values = result.frame[name]
+    if values.dtype.kind in "biufM":  # typed numbers, bools, times: no spellings to map
+        return
     text = _text(values)
     uniques = pd.unique(text.dropna())
-    folded = {str(k).casefold(): v for k, v in table.items()}
+    own = SPECS[name].values if SPECS[name].kind == "enum" else None
+    folded = {v.casefold(): v for v in own or ()}
+    folded |= {str(k).casefold(): v for k, v in table.items()}
     compiled = [(re.compile(p, re.IGNORECASE), v) for p, v in patterns.items()]
     lookup: dict[str, Any] = {}
     for cell in uniques:
@@ -462,3 +468,13 @@ def _derive(source: pd.Series, days: int, kind: str, timezone: str) -> pd.Series
         stamps = pd.to_datetime(source.map(one, na_action="ignore"), errors="coerce")
     out = stamps + pd.Timedelta(days=days)
     return out.dt.normalize() if kind == "date" else out
+
+
+TEMPLATE = "mapping_template.yaml"
+
+
+def template_text() -> str:
+    """The commented example mapping ``shiprisk data template`` writes (every option)."""
+    from importlib import resources
+
+    return (resources.files("shiprisk.data") / "reference" / TEMPLATE).read_text("utf-8")

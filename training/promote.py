@@ -1,6 +1,7 @@
 """``shiprisk promote`` / ``shiprisk rollback``: the quality gate in front of ``champion``.
 
-The challenger replaces the champion only if, on the registry's frozen evaluation set, its
+The challenger replaces the champion only if, on the challenger's frozen evaluation set (the
+one of its data source and mapping, ``data_key``; see ``training.train.fix_frozen_eval``), its
 log loss is at most ``max_log_loss_ratio`` x the champion's for every outcome. The first
 champion must at least beat the constant base-rate prediction. A challenger that needs a
 feature this code does not compute is refused here, with the missing features named; a
@@ -29,7 +30,7 @@ from shiprisk.models.risk_model import (
 from shiprisk.settings import CHALLENGER, CHAMPION
 from shiprisk.training.config import load_config
 from shiprisk.training.evaluate import binary_log_loss, outcome_labels
-from shiprisk.training.train import frozen_eval_uri
+from shiprisk.training.train import DATA_KEY_TAG, frozen_eval_uri
 
 
 @dataclass
@@ -39,6 +40,8 @@ class PromotionDecision:
     champion_before: str | None
     reasons: list[str] = field(default_factory=list)
     log_loss: dict[str, dict[str, float]] = field(default_factory=dict)
+    frozen_set: str | None = None
+    """URI of the frozen evaluation set both models were scored on."""
 
 
 def _load_version(version) -> RiskModel:
@@ -56,12 +59,20 @@ def _prior_log_losses(frame: pd.DataFrame) -> dict[str, float]:
     return {o: binary_log_loss(y, np.full(len(y), y.mean())) for o, y in labels.items()}
 
 
-def load_frozen_eval(workdir: Path) -> pd.DataFrame:
-    uri = frozen_eval_uri()
+def frozen_key(version) -> str | None:
+    """The data key a version trained on (None: trained before keyed sets existed)."""
+    return (version.tags or {}).get(DATA_KEY_TAG) or None
+
+
+def load_frozen_eval(workdir: Path, key: str | None = None) -> tuple[pd.DataFrame, str]:
+    """The frozen set of a data key and its URI (falls back to the legacy set for None)."""
+    uri = frozen_eval_uri(key)
     if uri is None:
-        raise RuntimeError("no frozen evaluation set: train a model first")
+        raise RuntimeError(
+            f"no frozen evaluation set for data key {key}: train a model on that data first"
+        )
     local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(workdir))
-    return pd.read_parquet(local)
+    return pd.read_parquet(local), uri
 
 
 def decide(max_ratio: float | None = None) -> PromotionDecision:
@@ -86,7 +97,13 @@ def decide(max_ratio: float | None = None) -> PromotionDecision:
         return decision
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        frame = load_frozen_eval(workdir)
+        key = frozen_key(challenger)
+        frame, uri = load_frozen_eval(workdir, key)
+        decision.frozen_set = uri
+        decision.reasons.append(
+            f"scored on the challenger's frozen evaluation set {key or '(legacy, unkeyed)'}: "
+            f"{len(frame):,} rows, {uri}"
+        )
         try:
             chal_model = _load_version(challenger)
         except IncompatibleModelError as exc:
