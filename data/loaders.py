@@ -73,15 +73,15 @@ def read_table(path: str | Path, options: FileOptions | None = None) -> pd.DataF
     )
 
 
-def _check_encoding(path: Path, encoding: str) -> None:
-    """One line naming the first line that is not in ``encoding`` (pyarrow would name a
-    column number of a block, often a column nobody mapped)."""
+def _check_encoding(path: Path, encoding: str) -> str:
+    """The header line; or one line naming the first line that is not in ``encoding``
+    (pyarrow would name a column number of a block, often a column nobody mapped)."""
     with pa.input_stream(str(path), compression="detect") as stream:
         raw = stream.read()
     if not raw.strip():
         raise HistoryFileError(f"{path.name}: the file is empty (no header, no rows)")
     try:
-        raw.decode(encoding)
+        text = raw.decode(encoding)
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         byte = raw[exc.start : exc.start + 1].hex()
@@ -90,17 +90,18 @@ def _check_encoding(path: Path, encoding: str) -> None:
             "another encoding: set `file: {encoding: latin-1}` (or cp1252, utf-16...) in the "
             "mapping"
         ) from None
+    return text.lstrip("\ufeff").splitlines()[0]
 
 
 def _read_csv_text(path: Path, options: FileOptions) -> pd.DataFrame:
     """Every column as text, empty cells as ``""``; pyarrow's reader (~3x pandas' speed)."""
-    _check_encoding(path, options.encoding)
+    header = _check_encoding(path, options.encoding)
+    if options.delimiter not in header:
+        _check_delimiter(path, header, options.delimiter)
     read = pacsv.ReadOptions(encoding=options.encoding)
     parse = pacsv.ParseOptions(delimiter=options.delimiter)
     try:
         names = pacsv.open_csv(path, read_options=read, parse_options=parse).schema.names
-        if len(names) == 1:
-            _check_delimiter(path, names[0], options.delimiter)
         table = pacsv.read_csv(
             path,
             read_options=read,
@@ -127,7 +128,7 @@ def _read_csv_text(path: Path, options: FileOptions) -> pd.DataFrame:
 
 
 def _check_delimiter(path: Path, header: str, delimiter: str) -> None:
-    """A one-column header that holds another separator: the delimiter is wrong."""
+    """A header without the delimiter but with another separator: the delimiter is wrong."""
     for other in OTHER_DELIMITERS:
         if other != delimiter and header.count(other) >= 1:
             shown = "\\t" if other == "\t" else other

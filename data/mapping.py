@@ -326,9 +326,10 @@ def map_frame(df: pd.DataFrame, mapping: Mapping) -> MappedFrame:
 
 
 def _text(values: pd.Series) -> pd.Series:
-    """Cells as stripped text (NA stays NA), for matching spellings."""
+    """Cells as stripped text, for matching spellings (NA and empty cells are NA)."""
     text = values if isinstance(values.dtype, pd.StringDtype) else values.astype("str")
-    return text.where(values.notna()).str.strip()
+    text = text.where(values.notna()).str.strip()
+    return text.where(text != "")
 
 
 def _translate(

@@ -96,10 +96,11 @@ def assess(
     if len(frame) < MIN_ROWS:
         out.refusals.append(f"only {len(frame)} valid, mature rows; at least {MIN_ROWS} are needed")
     if out.drop_share > max_drop_share:
+        cause = _unmapped(loaded) or _top_problem(loaded)
         out.refusals.append(
             f"{loaded.n_invalid:,} of {n:,} rows ({out.drop_share:.1%}) are invalid, above "
-            f"the {max_drop_share:.0%} allowed (SHIPRISK_MAX_DROP_SHARE or --max-drop-share): "
-            "fix the mapping (see the problems listed) or raise the share"
+            f"the {max_drop_share:.0%} allowed (SHIPRISK_MAX_DROP_SHARE or --max-drop-share); "
+            f"most: {cause[0] if cause else 'see the problems'}"
         )
     out.events = events_by_slice(frame, config)
     for outcome in OUTCOMES:
@@ -194,6 +195,14 @@ def _unmapped(loaded: HistoryLoad) -> list[str]:
             f"add them under values.{name} (or map them to exclude)"
         )
     return lines
+
+
+def _top_problem(loaded: HistoryLoad) -> list[str]:
+    if loaded.errors.empty:
+        return []
+    top = loaded.errors.groupby(["field", "reason"]).size().sort_values(ascending=False)
+    (name, reason), count = next(iter(top.items()))
+    return [f"{name} {reason} ({count:,} rows; `shiprisk data validate --report` lists all)"]
 
 
 def _outcome_age(frame: pd.DataFrame, now: datetime) -> int | None:
