@@ -133,8 +133,8 @@ def _check_delimiter(path: Path, header: str, delimiter: str) -> None:
         if other != delimiter and header.count(other) >= 1:
             shown = "\\t" if other == "\t" else other
             raise HistoryFileError(
-                f"{path.name}: the header is one column holding {shown!r}: the file looks "
-                f'{shown!r}-separated, not {delimiter!r}: set `file: {{delimiter: "{shown}"}}` '
+                f"{path.name}: the header is one column holding '{shown}': the file looks "
+                f"'{shown}'-separated, not {delimiter!r}: set `file: {{delimiter: \"{shown}\"}}` "
                 "in the mapping"
             )
 
