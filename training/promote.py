@@ -64,15 +64,22 @@ def frozen_key(version) -> str | None:
     return (version.tags or {}).get(DATA_KEY_TAG) or None
 
 
-def load_frozen_eval(workdir: Path, key: str | None = None) -> tuple[pd.DataFrame, str]:
-    """The frozen set of a data key and its URI (falls back to the legacy set for None)."""
+def load_frozen_eval(
+    workdir: Path, key: str | None = None, fallback: str | None = None
+) -> tuple[pd.DataFrame, str, str | None]:
+    """The frozen set of a data key, its URI and the key used.
+
+    A version registered outside ``train`` has no key: it is scored on the legacy set, or
+    else on ``fallback``'s (the champion's) set."""
     uri = frozen_eval_uri(key)
+    if uri is None and key is None and fallback:
+        key, uri = fallback, frozen_eval_uri(fallback)
     if uri is None:
         raise RuntimeError(
             f"no frozen evaluation set for data key {key}: train a model on that data first"
         )
     local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(workdir))
-    return pd.read_parquet(local), uri
+    return pd.read_parquet(local), uri, key
 
 
 def decide(max_ratio: float | None = None) -> PromotionDecision:
@@ -97,13 +104,8 @@ def decide(max_ratio: float | None = None) -> PromotionDecision:
         return decision
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        key = frozen_key(challenger)
-        frame, uri = load_frozen_eval(workdir, key)
-        decision.frozen_set = uri
-        decision.reasons.append(
-            f"scored on the challenger's frozen evaluation set {key or '(legacy, unkeyed)'}: "
-            f"{len(frame):,} rows, {uri}"
-        )
+        fallback = frozen_key(champion) if champion is not None else None
+        frame, uri, key = load_frozen_eval(workdir, frozen_key(challenger), fallback)
         try:
             chal_model = _load_version(challenger)
         except IncompatibleModelError as exc:
@@ -112,6 +114,12 @@ def decide(max_ratio: float | None = None) -> PromotionDecision:
         except ModelIntegrityError as exc:
             decision.reasons.append(f"refused: challenger failed verification ({exc})")
             return decision
+        decision.frozen_set = uri
+        whose = "the challenger's" if key == frozen_key(challenger) else "the champion's"
+        decision.reasons.append(
+            f"scored on {whose} frozen evaluation set {key or '(legacy, unkeyed)'}: "
+            f"{len(frame):,} rows, {uri}"
+        )
         chal = _log_losses(chal_model, frame)
         decision.log_loss["challenger"] = chal
         champ_model = None
