@@ -164,6 +164,8 @@ def promote_cmd(
 
     configure()
     decision = promote(max_ratio)
+    if decision.evaluated_on:
+        console.print(f"  {decision.evaluated_on}", highlight=False, soft_wrap=True)
     for reason in decision.reasons:
         console.print(f"  {reason}")
     if decision.accepted:

@@ -42,6 +42,8 @@ class PromotionDecision:
     log_loss: dict[str, dict[str, float]] = field(default_factory=dict)
     frozen_set: str | None = None
     """URI of the frozen evaluation set both models were scored on."""
+    evaluated_on: str = ""
+    """One line naming that set (its data key, rows and URI); printed by ``promote``."""
 
 
 def _load_version(version) -> RiskModel:
@@ -116,7 +118,7 @@ def decide(max_ratio: float | None = None) -> PromotionDecision:
             return decision
         decision.frozen_set = uri
         whose = "the challenger's" if key == frozen_key(challenger) else "the champion's"
-        decision.reasons.append(
+        decision.evaluated_on = (
             f"scored on {whose} frozen evaluation set {key or '(legacy, unkeyed)'}: "
             f"{len(frame):,} rows, {uri}"
         )
@@ -156,7 +158,9 @@ def promote(max_ratio: float | None = None) -> PromotionDecision:
     if decision.challenger is not None:
         tags = {
             "gate": "passed" if decision.accepted else "failed",
-            "gate_reason": "; ".join(decision.reasons)[:4000],
+            "gate_reason": "; ".join(filter(None, [decision.evaluated_on, *decision.reasons]))[
+                :4000
+            ],
         }
         for key, value in tags.items():
             registry.client().set_model_version_tag(

@@ -135,5 +135,5 @@ def test_a_changed_mapping_never_compares_on_the_old_frozen_set(
     decision = decide()
     assert decision.challenger == result.version
     assert decision.frozen_set == new_set != old_set
-    assert any(f"frozen evaluation set {new_key}" in r for r in decision.reasons)
+    assert f"the challenger's frozen evaluation set {new_key}" in decision.evaluated_on
     assert frozen_eval_uri(old_key) == old_set  # the old set is kept for the old mapping
