@@ -343,7 +343,9 @@ def datetime_kind(
 def date_kind(spec: FieldSpec, col: Column, n: int) -> tuple[pd.Series, Checks]:
     values, bad = _parse_timestamps(col, n, "UTC")
     wall = values.dt.tz_localize(None)
+    # NaT != NaT: an unreadable or blank cell is "not a date", never also "has a time"
     has_time = (wall != wall.dt.normalize()).to_numpy(dtype=bool, na_value=False)
+    has_time = has_time & wall.notna().to_numpy(dtype=bool)
     too_far = (wall > pd.Timestamp.max) | (wall < pd.Timestamp.min)  # beyond datetime64[ns]
     too_far = too_far.to_numpy(dtype=bool, na_value=False)
     ok = ~bad & ~has_time & ~too_far & wall.notna().to_numpy(dtype=bool)

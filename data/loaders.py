@@ -1,193 +1,142 @@
-"""Real seller histories: read an export, map its columns onto the contract, validate, split.
+"""Real seller histories: read an export, map it onto the contract, validate, split.
 
-A seller's export rarely uses contract names or spellings, so a small YAML mapping file
-translates it::
-
-    columns:            # their column -> contract field
-      Order No: order_id
-      Payment: payment_method
-    values:             # contract field -> {their spelling: contract value}
-      payment_method: {Prepaid: prepaid, COD: cod}
-      outcome: {Delivered: delivered, Returned: rejected, In transit: null}
-    defaults:           # contract field -> value, for columns the export lacks
-      duties_terms: DDU
-    timezone: Asia/Shanghai   # zone of naive timestamps (default UTC)
-
-The mapping is read with YAML 1.2 booleans (only ``true``/``false``), so spellings such as
-``Yes``, ``No``, ``on`` or ``NA`` stay text. :func:`load_history` then validates every row
-(:func:`shiprisk.data.validation.validate_frame`), and splits the rows into invalid, open
-(no outcome yet), immature (too young for the outcome to be final) and training rows.
+The mapping file (:mod:`shiprisk.data.mapping`, documented in ``docs/history.md``) says how
+to read the file (encoding, delimiter, number and date formats) and how its columns and
+spellings become contract fields. :func:`load_history` validates every row
+(:func:`shiprisk.data.validation.validate_frame`) and splits the rows into excluded (by the
+mapping's ``exclude``), invalid, open (no outcome yet), immature (too young for the outcome
+to be final) and training rows. A file that cannot be read at all raises
+:class:`~shiprisk.data.mapping.HistoryFileError` with one line naming the file and the fix.
 """
 
 from __future__ import annotations
 
-import re
+import hashlib
+import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from shiprisk.data.atomic import write_atomic
-from shiprisk.data.coercion import blank_mask
+from shiprisk.data.coercion import DATE_WITH_TIME, NOT_DATE, NOT_DATETIME, blank_mask
 from shiprisk.data.contract import OUTCOME_DATE_FIELD, OUTCOME_FIELD, SCHEMA_FIELDS, SPECS
+from shiprisk.data.mapping import (
+    EXCLUDE,
+    FileOptions,
+    HistoryFileError,
+    Mapping,
+    apply_mapping,
+    load_mapping,
+    map_frame,
+)
 from shiprisk.data.validation import empty_errors, validate_frame
+
+__all__ = ["EXCLUDE", "HistoryFileError", "Mapping", "apply_mapping", "load_mapping"]
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 HISTORY_FIELDS = SCHEMA_FIELDS["history"]
 OUTCOME_FIELDS = (OUTCOME_FIELD.name, OUTCOME_DATE_FIELD.name)
 """Fields an open shipment (outcome not known yet) legitimately leaves blank."""
+OTHER_DELIMITERS = (";", "\t", "|", ",")
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, options: FileOptions | None = None) -> pd.DataFrame:
     """A CSV (every column read as text: validation does the typing) or a Parquet file.
 
     Empty CSV cells stay empty strings and ``NA``/``null`` stay text (``NA`` is Namibia),
-    so only the validator decides what is missing.
+    so only the validator decides what is missing. ``options`` (the mapping's ``file``)
+    give the CSV's encoding and delimiter.
     """
     path = Path(path)
     name = path.name.lower()
     if name.endswith(PARQUET_SUFFIXES):
-        return pd.read_parquet(path)
+        try:
+            return pd.read_parquet(path)
+        except (OSError, pa.ArrowException) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise HistoryFileError(f"{path.name}: not a readable Parquet file ({first})") from None
     if name.endswith(CSV_SUFFIXES):
-        return _read_csv_text(path)
-    raise ValueError(
+        return _read_csv_text(path, options or FileOptions())
+    raise HistoryFileError(
         f"cannot read {path.name!r}: use a CSV ({', '.join(CSV_SUFFIXES)}) "
         f"or Parquet ({', '.join(PARQUET_SUFFIXES)}) file"
     )
 
 
-def _read_csv_text(path: Path) -> pd.DataFrame:
-    """Every column as text, empty cells as ``""``; pyarrow's reader (~3x pandas' speed)."""
-    names = pacsv.open_csv(path).schema.names  # reads only the first block
-    table = pacsv.read_csv(
-        path,
-        convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.string()),
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
-    return table.to_pandas()
-
-
-# -- the mapping file -------------------------------------------------------------------------
-
-
-class _Yaml12Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans: ``Yes``/``No``/``on``/``off`` are text, not bools."""
-
-
-_Yaml12Loader.yaml_implicit_resolvers = {
-    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
-def _spelling(key: Any) -> str:
-    """A value-map key as the text a CSV cell would hold."""
-    return str(key).lower() if isinstance(key, bool) else str(key)
-
-
-def _check_target(name: str, value: Any) -> None:
-    """A mapped or default value must be a legal value of its contract field (or null)."""
-    spec = SPECS[name]
-    if value is None:
-        return
-    if spec.kind == "enum" and value not in (spec.values or ()):
-        raise ValueError(f"{name}: {value!r} is not one of {', '.join(spec.values or ())}")
-    if spec.kind == "bool" and not isinstance(value, bool):
-        raise ValueError(f"{name}: {value!r} must be true or false")
-
-
-class Mapping(BaseModel):
-    """How one seller's export maps onto the contract (see the module docstring)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    columns: dict[str, str] = Field(default_factory=dict, description="their column -> field")
-    values: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="field -> {their spelling: contract value}"
-    )
-    defaults: dict[str, Any] = Field(
-        default_factory=dict, description="field -> value for a column the export lacks"
-    )
-    timezone: str = Field(default="UTC", description="zone of naive timestamps")
-
-    @field_validator("columns", mode="before")
-    @classmethod
-    def _column_keys(cls, value: Any) -> Any:
-        return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
-
-    @field_validator("values", mode="before")
-    @classmethod
-    def _value_keys(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        return {
-            k: {_spelling(s): t for s, t in v.items()} if isinstance(v, dict) else v
-            for k, v in value.items()
-        }
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
-
-    @model_validator(mode="after")
-    def _targets_are_contract_fields(self) -> Mapping:
-        for where, names in (
-            ("columns", self.columns.values()),
-            ("values", self.values),
-            ("defaults", self.defaults),
-        ):
-            unknown = sorted(set(names) - set(SPECS))
-            if unknown:
-                raise ValueError(
-                    f"{where}: {', '.join(unknown)} not contract fields (known: {', '.join(SPECS)})"
-                )
-        targets = list(self.columns.values())
-        twice = sorted({t for t in targets if targets.count(t) > 1})
-        if twice:
-            raise ValueError(f"columns: several columns map onto {', '.join(twice)}")
-        for name, table in self.values.items():
-            for target in table.values():
-                _check_target(name, target)
-        for name, value in self.defaults.items():
-            _check_target(name, value)
-        return self
-
-
-def load_mapping(path: str | Path) -> Mapping:
-    """Read and validate a mapping file (a ``ValueError`` names what is wrong)."""
-    path = Path(path)
+def _check_encoding(path: Path, encoding: str) -> str:
+    """The header line; or one line naming the first line that is not in ``encoding``
+    (pyarrow would name a column number of a block, often a column nobody mapped)."""
+    with pa.input_stream(str(path), compression="detect") as stream:
+        raw = stream.read()
+    if not raw.strip():
+        raise HistoryFileError(f"{path.name}: the file is empty (no header, no rows)")
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Yaml12Loader)  # a SafeLoader
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path.name}: not valid YAML: {exc}") from exc
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path.name}: expected a mapping with columns/values/defaults")
-    return Mapping.model_validate(raw)
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        byte = raw[exc.start : exc.start + 1].hex()
+        raise HistoryFileError(
+            f"{path.name}: line {line} is not valid {encoding} (byte 0x{byte}); the file is in "
+            "another encoding: set `file: {encoding: latin-1}` (or cp1252, utf-16...) in the "
+            "mapping"
+        ) from None
+    return text.lstrip("\ufeff").splitlines()[0]
+
+
+def _read_csv_text(path: Path, options: FileOptions) -> pd.DataFrame:
+    """Every column as text, empty cells as ``""``; pyarrow's reader (~3x pandas' speed)."""
+    header = _check_encoding(path, options.encoding)
+    if options.delimiter not in header:
+        _check_delimiter(path, header, options.delimiter)
+    read = pacsv.ReadOptions(encoding=options.encoding)
+    parse = pacsv.ParseOptions(delimiter=options.delimiter)
+    try:
+        names = pacsv.open_csv(path, read_options=read, parse_options=parse).schema.names
+        table = pacsv.read_csv(
+            path,
+            read_options=read,
+            parse_options=parse,
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        first = str(exc).splitlines()[0]
+        if "Empty CSV file" in first:
+            raise HistoryFileError(f"{path.name}: the file is empty (no header, no rows)") from None
+        raise HistoryFileError(
+            f"{path.name}: not a CSV with delimiter {options.delimiter!r} ({first}); check "
+            "`file: {delimiter: ...}` in the mapping and the file's quoting"
+        ) from None
+    frame = table.to_pandas()
+    if frame.columns.has_duplicates:
+        dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        raise HistoryFileError(f"{path.name}: the header repeats column(s) {', '.join(dupes)}")
+    return frame
+
+
+def _check_delimiter(path: Path, header: str, delimiter: str) -> None:
+    """A header without the delimiter but with another separator: the delimiter is wrong."""
+    for other in OTHER_DELIMITERS:
+        if other != delimiter and header.count(other) >= 1:
+            shown = "\\t" if other == "\t" else other
+            raise HistoryFileError(
+                f"{path.name}: the header is one column holding '{shown}': the file looks "
+                f"'{shown}'-separated, not {delimiter!r}: set `file: {{delimiter: \"{shown}\"}}` "
+                "in the mapping"
+            )
 
 
 def tidy_text(df: pd.DataFrame) -> pd.DataFrame:
@@ -199,46 +148,16 @@ def tidy_text(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def apply_mapping(df: pd.DataFrame, mapping: Mapping) -> pd.DataFrame:
-    """Rename columns, translate spellings and add defaults; unmapped columns are kept."""
-    clash = sorted(set(mapping.columns.values()) & (set(df.columns) - set(mapping.columns)))
-    if clash:
-        raise ValueError(
-            f"the file already has column(s) {', '.join(clash)} and the mapping maps "
-            "another column onto them"
-        )
-    out = df.rename(columns=mapping.columns)
-    for name, table in mapping.values.items():
-        if name in out.columns and table:
-            out[name] = _translate(out[name], table)
-    for name, value in mapping.defaults.items():
-        if name not in out.columns:
-            out[name] = value
-    for name in out.columns:  # numeric ids from a typed file are ids, i.e. text
-        if (
-            name in SPECS
-            and SPECS[name].kind == "str"
-            and pd.api.types.is_integer_dtype(out[name].dtype)
-        ):
-            out[name] = out[name].astype("str")
-    return out
-
-
-def _translate(values: pd.Series, table: dict[str, Any]) -> pd.Series:
-    """Replace cells whose text is one of the seller's spellings by the contract value."""
-    text = values if isinstance(values.dtype, pd.StringDtype) else values.astype("str")
-    hit = text.isin(list(table)).to_numpy(dtype=bool)
-    if not hit.any():
-        return values
-    mapped = text[hit].map(table)
-    if all(isinstance(v, str) or v is None for v in table.values()):
-        out = values.astype("str") if not isinstance(values.dtype, pd.StringDtype) else values
-        out = out.copy()
-        out[hit] = mapped.astype("str")
-        return out
-    out = values.astype(object)
-    out[hit] = mapped.to_numpy(dtype=object)
-    return out
+def data_key(columns: list[str] | pd.Index, mapping: Mapping | None) -> str:
+    """The identity of a data source and its mapping: the export's columns and every
+    mapping option. Same key, same meaning of a row; the frozen evaluation set is keyed by
+    it, so a changed mapping or another kind of export gets a set of its own."""
+    payload = {
+        "columns": sorted(str(c) for c in columns),
+        "mapping": None if mapping is None else mapping.model_dump(mode="json", by_alias=True),
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 # -- loading a history ------------------------------------------------------------------------
@@ -248,13 +167,13 @@ def _translate(values: pd.Series, table: dict[str, Any]) -> pd.Series:
 class HistoryLoad:
     """A validated history split into rows to train on and rows left out (with counts).
 
-    Every input row is exactly one of: training (``train``), invalid (at least one record
-    in ``errors``), open (valid but no outcome yet) or immature (valid, but created within
-    ``maturity_days`` of ``as_of`` or its outcome dated after ``as_of``).
-    ``train`` keeps the contract columns (normalised dtypes) plus any non-contract columns
-    of the input; its index is the input position (``row - 1``). ``errors`` has ``row``
-    (1-based data row; the CSV line is ``row + 1``), ``field``, ``reason`` and the offending
-    ``value`` as text.
+    Every input row is exactly one of: training (``train``), excluded (the mapping maps one
+    of its values to ``exclude``), invalid (at least one record in ``errors``), open (valid
+    but no outcome yet) or immature (valid, but created within ``maturity_days`` of
+    ``as_of`` or its outcome dated after ``as_of``). ``train`` keeps the contract columns
+    (normalised dtypes) plus any non-contract columns of the input; its index is the input
+    position (``row - 1``). ``errors`` has ``row`` (1-based data row; the CSV line is
+    ``row + 1``), ``field``, ``reason`` and the offending ``value`` as text.
     """
 
     train: pd.DataFrame
@@ -267,6 +186,14 @@ class HistoryLoad:
     maturity_days: int = 0
     source: str = ""
     warnings: list[str] = field(default_factory=list)
+    n_excluded: int = 0
+    excluded_by: Counter = field(default_factory=Counter)
+    unmapped: dict[str, Counter] = field(default_factory=dict)
+    """Field -> spellings no value map, pattern or country name covered (with row counts)."""
+    columns: tuple[str, ...] = ()
+    """The contract fields the input provides (mapped, derived or defaulted)."""
+    key: str = ""
+    """:func:`data_key` of the source and mapping."""
 
     @property
     def n_train(self) -> int:
@@ -282,7 +209,8 @@ def load_history(
     """Read (or take) a history, map it, validate every row and keep the mature valid ones.
 
     Text cells of a file have surrounding blanks stripped before mapping; a DataFrame is
-    taken as given (and not modified).
+    taken as given (and not modified). A file that cannot be read, a header without rows or
+    a broken mapping raise :class:`HistoryFileError` (one line).
     """
     from shiprisk.settings import get_settings
 
@@ -292,32 +220,49 @@ def load_history(
         raise ValueError("maturity_days must be >= 0")
     as_of = as_of or datetime.now(UTC)
     as_of = as_of.replace(tzinfo=UTC) if as_of.tzinfo is None else as_of.astimezone(UTC)
+    if mapping is not None and not isinstance(mapping, Mapping):
+        mapping = load_mapping(mapping)
     if isinstance(path, pd.DataFrame):  # typed frame from code (e.g. the simulator)
         df, source = path.reset_index(drop=True), "DataFrame"
     else:  # a file export: cells may be padded
-        df, source = tidy_text(read_table(path)), str(path)
+        df = tidy_text(read_table(path, mapping.file if mapping else None))
+        source = str(path)
+        if df.empty:
+            raise HistoryFileError(
+                f"{Path(path).name}: a header ({len(df.columns)} columns) and no data rows"
+            )
+    key = data_key(df.columns, mapping)
     warnings: list[str] = []
     timezone = "UTC"
+    excluded = np.zeros(len(df), dtype=bool)
+    mapped = None
     if mapping is not None:
-        if not isinstance(mapping, Mapping):
-            mapping = load_mapping(mapping)
         lacking = [c for c in mapping.columns if c not in df.columns]
         if lacking:
             warnings.append(f"mapping names column(s) the file lacks: {', '.join(lacking)}")
-        df = apply_mapping(df, mapping)
+        mapped = map_frame(df, mapping)
+        df, excluded = mapped.frame, mapped.excluded
         timezone = mapping.timezone
 
     absent = [name for name in HISTORY_FIELDS if name not in df.columns]
     if absent:
-        hint = " (no contract column at all: does the export need a mapping file?)"
+        hint = (
+            " (no contract column at all: the export needs a mapping file, see "
+            "`shiprisk data template` and docs/history.md)"
+        )
         warnings.append(
             f"missing column(s): {', '.join(absent)}"
             + (hint if len(absent) == len(HISTORY_FIELDS) else "")
         )
     n = len(df)
-    result = validate_frame(df, "history", now=max(as_of, datetime.now(UTC)), timezone=timezone)
+    kept = np.flatnonzero(~excluded)
+    sub = df.iloc[kept]
+    now = max(as_of, datetime.now(UTC))
+    result = validate_frame(sub, "history", now=now, timezone=timezone, row_numbers=kept + 1)
     outcome = OUTCOME_FIELD.name
-    is_open = blank_mask(df[outcome]) if outcome in df.columns else np.zeros(n, dtype=bool)
+    is_open = np.zeros(n, dtype=bool)
+    if outcome in df.columns:
+        is_open[kept] = blank_mask(sub[outcome])
     errors = result.errors
     if is_open.any() and len(errors):
         row_open = is_open[errors["row"].to_numpy() - 1]
@@ -336,9 +281,10 @@ def load_history(
     extras = [c for c in df.columns if c not in HISTORY_FIELDS]
     if extras:
         train = pd.concat([train, df.loc[train.index, extras]], axis=1)
+    errors = _with_hints(errors.reset_index(drop=True), mapping)
     return HistoryLoad(
         train=train,
-        errors=_with_values(errors.reset_index(drop=True), df),
+        errors=_with_values(errors, df),
         n_rows=n,
         n_invalid=int(invalid.sum()),
         n_immature=int(immature.sum()),
@@ -347,7 +293,33 @@ def load_history(
         maturity_days=maturity_days,
         source=source,
         warnings=warnings,
+        n_excluded=int(excluded.sum()),
+        excluded_by=mapped.excluded_by if mapped else Counter(),
+        unmapped=mapped.unmapped if mapped else {},
+        columns=tuple(c for c in HISTORY_FIELDS if c in df.columns),
+        key=key,
     )
+
+
+def _with_hints(errors: pd.DataFrame, mapping: Mapping | None) -> pd.DataFrame:
+    """Unreadable dates name the format that was expected and where to change it."""
+    if errors.empty:
+        return errors
+    reasons = errors["reason"].astype(object).to_numpy(copy=True)
+    fields = errors["field"].astype(object).to_numpy()
+    formats = mapping.formats if mapping else {}
+    for i in np.flatnonzero(np.isin(reasons, (NOT_DATETIME, NOT_DATE, DATE_WITH_TIME))):
+        name = fields[i]
+        if name in formats:
+            reasons[i] = f"{reasons[i]} in the format {formats[name]} (formats.{name})"
+        else:
+            reasons[i] = (
+                f"{reasons[i]} (ISO 8601 such as {SPECS[name].example}; "
+                f"set formats.{name} in the mapping for another format)"
+            )
+    out = errors.copy()
+    out["reason"] = pd.array(reasons, dtype="str")
+    return out
 
 
 def _with_values(errors: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:

@@ -59,7 +59,7 @@ class IncompatibleModelError(ModelIntegrityError):
 
 @dataclass
 class PlattCalibrator:
-    """p = sigmoid(a * raw_score + b + c * (min(months, t_max) - t_ref) / 12).
+    """p = sigmoid(a * raw_score + b + c * (clip(months, t_min, t_max) - t_ref) / 12).
 
     ``months`` is the row's ``months_since_2000``; ``c`` is a drift in log-odds per year.
     Why a time term: the rates drift slowly (a few % a year), too weakly for the trees to
@@ -68,7 +68,10 @@ class PlattCalibrator:
     drift, on top of the slice's own sampling noise (~600 loss events). Fitted on the
     training and calibration slices together, the trend uses ~5x the events; rows newer
     than the calibration slice (live scoring) get its newest level (``t_max``), as trees
-    would. Without ``months`` at fit, ``c`` stays 0: plain Platt scaling.
+    would, and rows older than the history its oldest (``t_min``): the trend is never
+    extrapolated beyond the period it was fitted on. Without ``months`` at fit, ``c`` stays
+    0: plain Platt scaling. (Models saved before ``t_min`` existed load with ``None``: no
+    lower clamp, as they were fitted.)
     """
 
     a: float = 1.0
@@ -76,6 +79,7 @@ class PlattCalibrator:
     c: float = 0.0
     t_ref: float = 0.0
     t_max: float = 0.0
+    t_min: float | None = None
 
     def fit(
         self, raw: np.ndarray, y: np.ndarray, months: np.ndarray | None = None
@@ -88,13 +92,15 @@ class PlattCalibrator:
             self.a, self.b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
             return self
         self.t_ref, self.t_max = float(np.mean(months)), float(np.max(months))
+        self.t_min = float(np.min(months))
         lr.fit(np.column_stack([raw, self._years(months)]), y.astype(int))
         self.a, self.c = (float(v) for v in lr.coef_[0])
         self.b = float(lr.intercept_[0])
         return self
 
     def _years(self, months: np.ndarray) -> np.ndarray:
-        return (np.minimum(months, self.t_max) - self.t_ref) / 12.0
+        low = -np.inf if self.t_min is None else self.t_min
+        return (np.clip(months, low, self.t_max) - self.t_ref) / 12.0
 
     def __call__(self, raw: np.ndarray, months: np.ndarray | None = None) -> np.ndarray:
         z = self.a * raw + self.b

@@ -38,23 +38,77 @@ def data_generate(
 @data_app.command("validate")
 def data_validate(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or Parquet")],
-    mapping: Annotated[Path | None, typer.Option(help="column/value mapping (YAML)")] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            help="column/value mapping (YAML); `shiprisk data template` writes one, "
+            "docs/history.md documents it, examples/history_mapping.yaml is one"
+        ),
+    ] = None,
     report: Annotated[Path | None, typer.Option(help="write every invalid row here (CSV)")] = None,
     maturity_days: Annotated[int | None, typer.Option(help="outcome maturity window")] = None,
+    config: Annotated[Path | None, typer.Option(help="training config (YAML)")] = None,
+    max_drop_share: Annotated[
+        float | None,
+        typer.Option(min=0, max=1, help="invalid-row share train refuses above"),
+    ] = None,
 ) -> None:
-    """Check a seller's history export against the contract and report every bad row."""
+    """Check a history export and say what `train` will do with it (exit 1: it would refuse).
+
+    Example: shiprisk data validate examples/history.csv --mapping examples/history_mapping.yaml
+    """
+    from rich.markup import escape
+
     from shiprisk.data.loaders import load_history, print_report
+    from shiprisk.training.config import load_config
+    from shiprisk.training.readiness import assess, print_readiness
 
     try:
         result = load_history(file, mapping=mapping, maturity_days=maturity_days)
+        train_config = load_config(config)
     except (ValueError, OSError) as exc:  # unreadable file or bad mapping: say what, exit 2
-        from rich.markup import escape
-
-        console.print(f"[red]cannot check {escape(str(file))}:[/] {escape(str(exc))}")
-        raise typer.Exit(code=2) from exc
+        _one_line_error(f"cannot check {file}", exc)
     print_report(result, console=console, report_path=report)
-    if result.n_invalid:
+    readiness = assess(result, train_config, max_drop_share=max_drop_share)
+    print_readiness(readiness, console, result)
+    if mapping is None and result.n_train == 0:
+        console.print(
+            f"hint: map the export's columns with --mapping {escape('<file.yaml>')} "
+            "(`shiprisk data template` writes a commented one)"
+        )
+    if not readiness.ok:
         raise typer.Exit(code=1)
+
+
+@data_app.command("template")
+def data_template(
+    output: Annotated[
+        Path | None, typer.Argument(help="file to write (default: print it)", dir_okay=False)
+    ] = None,
+) -> None:
+    """Write a commented example mapping (every option) to adapt to your export."""
+    from shiprisk.data.mapping import template_text
+
+    text = template_text()
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    if output.exists():
+        console.print(f"[red]error:[/red] {output} exists: choose another name or remove it")
+        raise typer.Exit(code=2)
+    output.write_text(text, encoding="utf-8")
+    console.print(f"wrote an example mapping to {output}")
+
+
+def _one_line_error(what: str, exc: BaseException) -> None:
+    """A user's file or mapping problem: one line on stderr, exit 2, never a traceback."""
+    from rich.markup import escape
+
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    console.print(f"[red]{escape(what)}:[/] {escape(text)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2) from None
 
 
 @app.command("train")
@@ -63,19 +117,38 @@ def train_cmd(
         Path | None, typer.Option(help="history file (default: the simulated dataset)")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="training config (YAML)")] = None,
-    mapping: Annotated[Path | None, typer.Option(help="column/value mapping for --data")] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(help="column/value mapping for --data (docs/history.md, examples/)"),
+    ] = None,
     rows: Annotated[int | None, typer.Option(help="rows to simulate if no dataset exists")] = None,
     seed: Annotated[int | None, typer.Option(help="seed for a simulated dataset")] = None,
+    max_drop_share: Annotated[
+        float | None,
+        typer.Option(min=0, max=1, help="refuse above this share of invalid rows"),
+    ] = None,
 ) -> None:
-    """Train LightGBM + baseline, log to MLflow, register the version as 'challenger'."""
+    """Train LightGBM + baseline, log to MLflow, register the version as 'challenger'.
+
+    Check a history first with `shiprisk data validate` (it says what train will do).
+    """
+    from shiprisk.data.mapping import HistoryFileError
     from shiprisk.training.train import TrainingDataError, train
 
     path = data or _ensure_dataset(rows, seed)
     try:
-        result = train(path, config_file=config, mapping=mapping, console=console)
+        result = train(
+            path,
+            config_file=config,
+            mapping=mapping,
+            console=console,
+            max_drop_share=max_drop_share,
+        )
     except TrainingDataError as exc:
-        console.print(f"[red]training refused:[/red] {exc}")
+        console.print(f"[red]training refused:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from exc
+    except (HistoryFileError, FileNotFoundError, IsADirectoryError) as exc:
+        _one_line_error(f"cannot train on {path}", exc)
     console.print(f"run {result.run_id}: version {result.version} is the challenger")
 
 
@@ -91,6 +164,8 @@ def promote_cmd(
 
     configure()
     decision = promote(max_ratio)
+    if decision.evaluated_on:
+        console.print(f"  {decision.evaluated_on}", highlight=False, soft_wrap=True)
     for reason in decision.reasons:
         console.print(f"  {reason}")
     if decision.accepted:

@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     maturity_days: int = Field(
         default=60, ge=0, description="shipments younger than this have no known outcome yet"
     )
+    max_drop_share: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="train refuses a history with a larger share of invalid rows",
+    )
+    max_history_age_days: int = Field(
+        default=365, ge=1, description="warn when the newest outcome is older than this"
+    )
     default_rows: int = Field(default=300_000, ge=1000, description="main job dataset size")
     default_seed: int = 7
     host: str = Field(default="127.0.0.1", description="address `shiprisk serve` binds")

@@ -1,6 +1,7 @@
 """``shiprisk promote`` / ``shiprisk rollback``: the quality gate in front of ``champion``.
 
-The challenger replaces the champion only if, on the registry's frozen evaluation set, its
+The challenger replaces the champion only if, on the challenger's frozen evaluation set (the
+one of its data source and mapping, ``data_key``; see ``training.train.fix_frozen_eval``), its
 log loss is at most ``max_log_loss_ratio`` x the champion's for every outcome. The first
 champion must at least beat the constant base-rate prediction. A challenger that needs a
 feature this code does not compute is refused here, with the missing features named; a
@@ -29,7 +30,7 @@ from shiprisk.models.risk_model import (
 from shiprisk.settings import CHALLENGER, CHAMPION
 from shiprisk.training.config import load_config
 from shiprisk.training.evaluate import binary_log_loss, outcome_labels
-from shiprisk.training.train import frozen_eval_uri
+from shiprisk.training.train import DATA_KEY_TAG, frozen_eval_uri
 
 
 @dataclass
@@ -39,6 +40,10 @@ class PromotionDecision:
     champion_before: str | None
     reasons: list[str] = field(default_factory=list)
     log_loss: dict[str, dict[str, float]] = field(default_factory=dict)
+    frozen_set: str | None = None
+    """URI of the frozen evaluation set both models were scored on."""
+    evaluated_on: str = ""
+    """One line naming that set (its data key, rows and URI); printed by ``promote``."""
 
 
 def _load_version(version) -> RiskModel:
@@ -56,12 +61,27 @@ def _prior_log_losses(frame: pd.DataFrame) -> dict[str, float]:
     return {o: binary_log_loss(y, np.full(len(y), y.mean())) for o, y in labels.items()}
 
 
-def load_frozen_eval(workdir: Path) -> pd.DataFrame:
-    uri = frozen_eval_uri()
+def frozen_key(version) -> str | None:
+    """The data key a version trained on (None: trained before keyed sets existed)."""
+    return (version.tags or {}).get(DATA_KEY_TAG) or None
+
+
+def load_frozen_eval(
+    workdir: Path, key: str | None = None, fallback: str | None = None
+) -> tuple[pd.DataFrame, str, str | None]:
+    """The frozen set of a data key, its URI and the key used.
+
+    A version registered outside ``train`` has no key: it is scored on the legacy set, or
+    else on ``fallback``'s (the champion's) set."""
+    uri = frozen_eval_uri(key)
+    if uri is None and key is None and fallback:
+        key, uri = fallback, frozen_eval_uri(fallback)
     if uri is None:
-        raise RuntimeError("no frozen evaluation set: train a model first")
+        raise RuntimeError(
+            f"no frozen evaluation set for data key {key}: train a model on that data first"
+        )
     local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(workdir))
-    return pd.read_parquet(local)
+    return pd.read_parquet(local), uri, key
 
 
 def decide(max_ratio: float | None = None) -> PromotionDecision:
@@ -86,7 +106,8 @@ def decide(max_ratio: float | None = None) -> PromotionDecision:
         return decision
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        frame = load_frozen_eval(workdir)
+        fallback = frozen_key(champion) if champion is not None else None
+        frame, uri, key = load_frozen_eval(workdir, frozen_key(challenger), fallback)
         try:
             chal_model = _load_version(challenger)
         except IncompatibleModelError as exc:
@@ -95,6 +116,12 @@ def decide(max_ratio: float | None = None) -> PromotionDecision:
         except ModelIntegrityError as exc:
             decision.reasons.append(f"refused: challenger failed verification ({exc})")
             return decision
+        decision.frozen_set = uri
+        whose = "the challenger's" if key == frozen_key(challenger) else "the champion's"
+        decision.evaluated_on = (
+            f"scored on {whose} frozen evaluation set {key or '(legacy, unkeyed)'}: "
+            f"{len(frame):,} rows, {uri}"
+        )
         chal = _log_losses(chal_model, frame)
         decision.log_loss["challenger"] = chal
         champ_model = None
@@ -131,7 +158,9 @@ def promote(max_ratio: float | None = None) -> PromotionDecision:
     if decision.challenger is not None:
         tags = {
             "gate": "passed" if decision.accepted else "failed",
-            "gate_reason": "; ".join(decision.reasons)[:4000],
+            "gate_reason": "; ".join(filter(None, [decision.evaluated_on, *decision.reasons]))[
+                :4000
+            ],
         }
         for key, value in tags.items():
             registry.client().set_model_version_tag(

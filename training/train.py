@@ -28,13 +28,15 @@ from shiprisk.training.evaluate import evaluate_frame
 
 EXPERIMENT = "shiprisk"
 FROZEN_EVAL_TAG = "frozen_eval"
+"""Registry tag of the legacy (unkeyed) frozen set; keyed sets are ``frozen_eval.<key>``."""
+DATA_KEY_TAG = "data_key"
+"""Version tag: the data source + mapping key (``data.loaders.data_key``) it trained on."""
 FROZEN_EVAL_ARTIFACT = "frozen_eval/frozen_eval.parquet"
-MIN_ROWS = 1000
-MIN_EVENTS = 20
 
 
 class TrainingDataError(ValueError):
-    """The dataset cannot train a model (empty, too small, or without both outcomes)."""
+    """The dataset cannot train a model (empty, too small, without every outcome, or too
+    many invalid rows); the message says which and what to fix."""
 
 
 @dataclass
@@ -68,6 +70,8 @@ def time_split(frame: pd.DataFrame, config: TrainConfig) -> Splits:
 
 def check_training_data(frame: pd.DataFrame) -> None:
     """Fail early, with a clear message, on data that cannot train anything."""
+    from shiprisk.training.readiness import MIN_EVENTS, MIN_ROWS
+
     if len(frame) < MIN_ROWS:
         raise TrainingDataError(
             f"only {len(frame)} valid, mature rows; at least {MIN_ROWS} are needed"
@@ -80,6 +84,17 @@ def check_training_data(frame: pd.DataFrame) -> None:
             )
 
 
+def _counts(loaded: Any) -> dict[str, int]:
+    return {
+        "rows_read": loaded.n_rows,
+        "rows_invalid": loaded.n_invalid,
+        "rows_excluded": loaded.n_excluded,
+        "rows_immature": loaded.n_immature,
+        "rows_open": loaded.n_open,
+        "rows_used": len(loaded.train),
+    }
+
+
 def load_training_frame(
     data: Path | pd.DataFrame, mapping: Path | None = None
 ) -> tuple[pd.DataFrame, dict]:
@@ -87,14 +102,7 @@ def load_training_frame(
     from shiprisk.data.loaders import load_history
 
     loaded = load_history(data, mapping=mapping)
-    counts = {
-        "rows_read": loaded.n_rows,
-        "rows_invalid": loaded.n_invalid,
-        "rows_immature": loaded.n_immature,
-        "rows_open": loaded.n_open,
-        "rows_used": len(loaded.train),
-    }
-    return loaded.train, counts
+    return loaded.train, _counts(loaded)
 
 
 def fit_baseline(
@@ -133,16 +141,27 @@ def train(
     drop_features: tuple[str, ...] = (),
     register: bool = True,
     console: Any = None,
+    max_drop_share: float | None = None,
 ) -> TrainResult:
     """Train, evaluate, log and register a challenger; return its version and metrics.
 
-    ``drop_features`` trains a deliberately blinded model (contract fields replaced by a
-    constant) - used to show the world is not easy.
+    The history is judged first by :func:`shiprisk.training.readiness.assess` (the check
+    ``shiprisk data validate`` prints): any refusal raises :class:`TrainingDataError` and
+    nothing is logged. ``drop_features`` trains a deliberately blinded model (contract
+    fields replaced by a constant) - used to show the world is not easy.
     """
+    from shiprisk.data.loaders import load_history
+    from shiprisk.training.readiness import assess
+
     config = load_config(config_file)
-    frame, counts = load_training_frame(data, mapping)
-    check_training_data(frame)
-    frame = _blind(frame, drop_features)
+    loaded = load_history(data, mapping=mapping)
+    counts = _counts(loaded)
+    readiness = assess(loaded, config, max_drop_share=max_drop_share)
+    if console is not None:
+        _print_dropped(console, loaded, readiness)
+    if readiness.refusals:
+        raise TrainingDataError("; ".join(readiness.refusals))
+    frame = _blind(loaded.train, drop_features)
     splits = time_split(frame, config)
     check_training_data(splits.train)
     priors = {o: float((splits.train["outcome"] == OUTCOME_LABEL[o]).mean()) for o in OUTCOMES}
@@ -151,6 +170,8 @@ def train(
     registry.ensure_experiment(EXPERIMENT)
     with mlflow.start_run() as run:
         _log_params(config, counts, splits, config_file, drop_features)
+        mlflow.log_param(DATA_KEY_TAG, loaded.key)
+        mlflow.set_tag(DATA_KEY_TAG, loaded.key)
         model = RiskModel.fit(
             splits.train,
             splits.calibration,
@@ -170,11 +191,16 @@ def train(
         version = "-"
         if register:
             mv = registry.register(
-                info.model_uri, tags={"run_id": run.info.run_id, "gate": "pending"}
+                info.model_uri,
+                tags={"run_id": run.info.run_id, "gate": "pending", DATA_KEY_TAG: loaded.key},
             )
             registry.set_alias(CHALLENGER, mv.version)
-            fix_frozen_eval(run.info.run_id)
+            fixed = frozen_eval_uri(loaded.key)
+            uri = fix_frozen_eval(run.info.run_id, loaded.key)
             version = str(mv.version)
+            if console is not None:
+                state = "kept" if fixed else "fixed now, from this run's test slice"
+                console.print(f"frozen evaluation set {loaded.key}: {state} ({uri})")
         if console is not None:
             _print_results(console, results, version)
     return TrainResult(
@@ -255,8 +281,13 @@ def _log_frozen_eval(test: pd.DataFrame) -> None:
     mlflow.log_input(dataset, context="evaluation")
 
 
-def frozen_eval_uri() -> str | None:
-    """Artifact URI of the registry's frozen evaluation set, if one was fixed.
+def frozen_eval_tag(key: str | None) -> str:
+    """The registry tag holding the frozen set of one data source + mapping key."""
+    return f"{FROZEN_EVAL_TAG}.{key}" if key else FROZEN_EVAL_TAG
+
+
+def frozen_eval_uri(key: str | None = None) -> str | None:
+    """Artifact URI of the frozen evaluation set of a data key (None: the legacy set).
 
     Only "no registered model yet" means "none"; any other registry error (unreachable,
     denied) propagates with its own message.
@@ -269,17 +300,36 @@ def frozen_eval_uri() -> str | None:
         if registry.is_missing(exc):
             return None
         raise
-    return tags.get(FROZEN_EVAL_TAG)
+    return tags.get(frozen_eval_tag(key))
 
 
-def fix_frozen_eval(run_id: str) -> str:
-    """Make a run's logged test slice the registry's frozen evaluation set (once)."""
-    existing = frozen_eval_uri()
+def fix_frozen_eval(run_id: str, key: str | None = None) -> str:
+    """Make a run's logged test slice the frozen evaluation set of its data key (once per
+    key: a changed mapping or another source gets a set of its own, never a stale one)."""
+    existing = frozen_eval_uri(key)
     if existing:
         return existing
     uri = f"runs:/{run_id}/{FROZEN_EVAL_ARTIFACT}"
-    registry.client().set_registered_model_tag(registry.model_name(), FROZEN_EVAL_TAG, uri)
+    registry.client().set_registered_model_tag(registry.model_name(), frozen_eval_tag(key), uri)
     return uri
+
+
+def _print_dropped(console: Any, loaded: Any, readiness: Any) -> None:
+    """How many rows train uses and which it left out, and why (never only in MLflow)."""
+    from rich.markup import escape
+
+    console.print(
+        f"{escape(loaded.source)}: {loaded.n_train:,} of {loaded.n_rows:,} rows used",
+        highlight=False,
+    )
+    for reason, count in readiness.dropped.items():
+        console.print(f"  left out {count:,}: {escape(reason)}", highlight=False)
+    if len(loaded.errors):
+        top = loaded.errors.groupby(["field", "reason"]).size().sort_values(ascending=False)
+        for (field_name, reason), count in top.head(5).items():
+            console.print(f"    {count:,} x {field_name}: {escape(reason)}", highlight=False)
+    for warning in readiness.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
 
 def _print_results(console: Any, results: dict, version: str) -> None:

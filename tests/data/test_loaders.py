@@ -229,11 +229,12 @@ def test_cli_validate_bad_file_exits_1_and_reports(tmp_path: Path) -> None:
     assert problems(pd.read_csv(report)) == EXPECTED_PROBLEMS
 
 
-def test_cli_validate_clean_file_exits_0(tmp_path: Path) -> None:
+def test_cli_validate_clean_but_small_file_says_train_would_refuse(tmp_path: Path) -> None:
     clean = _without_rows(BAD_ROWS, tmp_path / "clean.csv")
     result = CliRunner().invoke(app, ["data", "validate", str(clean), "--mapping", str(MAPPING)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # valid rows, but too few for train
     assert "no invalid rows" in result.output
+    assert "train would refuse: only 12 valid, mature rows" in " ".join(result.output.split())
 
 
 def test_cli_validate_bad_mapping_exits_2(tmp_path: Path) -> None:
