@@ -8,8 +8,9 @@ attributes and the same arithmetic (:func:`_encode`):
 * ``transform_records(records)`` / ``encode_channels(record, channels)`` for online
   scoring: plain dicts in, no DataFrame built.
 
-Categorical fields become integer codes (0 = unknown, never seen in training) in a float
-array; LightGBM is told which columns are categorical through :attr:`categorical_features_`.
+Categorical fields become integer codes (0 = a value never seen in training) in a float
+array; an absent optional field (``None``, NaN, a missing column) is NaN in every feature
+computed from it, which LightGBM treats as missing, never a made-up value; LightGBM is told which columns are categorical through :attr:`categorical_features_`.
 Destination and channel attributes are snapshotted from the catalogs at ``fit`` so a stored
 model keeps meaning the same thing when the catalogs change. The fitted state is plain
 JSON (:meth:`to_dict` / :meth:`from_dict`): no pickle.
@@ -84,8 +85,11 @@ class ShipmentFeaturizer:
     def fit(self, frame: pd.DataFrame, y: Any = None) -> ShipmentFeaturizer:
         """Learn category codes from the data and snapshot the catalog lookups."""
         catalog = self.catalog or load_catalog()
+        self.fields_ = [f for f in INPUT_FIELDS if f in frame and frame[f].notna().any()]
         self.categories_ = {
             f: sorted(str(v) for v in pd.unique(frame[f].astype(object)) if pd.notna(v))
+            if f in frame
+            else []
             for f in CATEGORICAL_FIELDS
         }
         self.categories_["channel_type"] = list(CHANNEL_TYPES)
@@ -197,8 +201,11 @@ class ShipmentFeaturizer:
         Shipment features are computed once per shipment and gathered for each pair, so
         scoring n shipments on K channels costs n shipment encodings, not n x K.
         """
+        absent = np.full(len(frame), np.nan)
         cols: dict[str, Any] = {
-            f: frame[f].to_numpy() for f in INPUT_FIELDS if f not in NOT_SHIPMENT
+            f: frame[f].to_numpy() if f in frame else absent
+            for f in INPUT_FIELDS
+            if f not in NOT_SHIPMENT
         }
         created = pd.to_datetime(frame["created_at"], utc=True)
         cols["month"] = created.dt.month.to_numpy(dtype=np.float64)
@@ -286,7 +293,7 @@ class ShipmentFeaturizer:
     def _shipment_row(self, record: Mapping[str, Any]) -> np.ndarray:
         """(1, S) shipment features of one record: the same arithmetic on scalars, which
         for one shipment is several times faster than on length-1 arrays."""
-        cols: dict[str, Any] = {f: record[f] for f in INPUT_FIELDS if f not in NOT_SHIPMENT}
+        cols: dict[str, Any] = {f: record.get(f) for f in INPUT_FIELDS if f not in NOT_SHIPMENT}
         stamp = _as_datetime(record["created_at"])
         cols["month"], cols["weekday"] = np.float64(stamp.month), np.float64(stamp.weekday())
         cols["year"] = np.float64(stamp.year)
@@ -303,13 +310,13 @@ class ShipmentFeaturizer:
         v: dict[str, Any] = {}
         for f in MODEL_CATEGORICALS:
             if f != "channel_id":
-                v[f] = _each(self._codes[f].get, cols[f], 0)
+                v[f] = _each(_coder(self._codes[f]), cols[f], np.nan)
         value = np.float64(cols["declared_value"]) * np.float64(
             _each(self.usd_rates_.get, cols["currency"], np.nan)
         )
-        weight = np.float64(cols["weight_kg"])
-        dims = [np.float64(cols[k]) for k in ("length_cm", "width_cm", "height_cm")]
-        items = np.float64(cols["item_count"])
+        weight = _number(cols["weight_kg"])
+        dims = [_number(cols[k]) for k in ("length_cm", "width_cm", "height_cm")]
+        items = _number(cols["item_count"])
         log_value = np.log1p(value)
         volumetric = dims[0] * dims[1] * dims[2] / 5000.0
         v["log_value_usd"] = log_value
@@ -328,9 +335,9 @@ class ShipmentFeaturizer:
             ("tax_id_present", "fragile", "valuable_wording", "remote_area"),
             strict=True,
         ):
-            v[dst] = np.float64(cols[src])
-        orders = np.float64(cols["buyer_prior_orders"])
-        refusals = np.float64(cols["buyer_prior_refusals"])
+            v[dst] = _number(cols[src])
+        orders = _number(cols["buyer_prior_orders"])
+        refusals = _number(cols["buyer_prior_refusals"])
         v["buyer_prior_orders"] = orders
         v["buyer_prior_refusals"] = refusals
 
@@ -343,12 +350,12 @@ class ShipmentFeaturizer:
             v[f"dest_{a}"] = d[a]
 
         goods = cols["goods_category"]
-        is_cod = cols["payment_method"] == "cod"
-        is_ddu = cols["duties_terms"] == "DDU"
+        is_cod = _isin(cols["payment_method"], ("cod",))
+        is_ddu = _isin(cols["duties_terms"], ("DDU",))
         customs = d["customs_tier"]
         valuable = _isin(goods, VALUABLE_GOODS)
         v["cod_x_risk_tier"] = is_cod * d["risk_tier"]
-        v["soft_pack_valuable"] = _isin(cols["packaging"], SOFT_PACKAGING) & valuable
+        v["soft_pack_valuable"] = _isin(cols["packaging"], SOFT_PACKAGING) * valuable
         v["sensitive_x_customs"] = _isin(goods, SENSITIVE_GOODS) * customs
         v["ddu_x_customs"] = is_ddu * customs
         for name, formula in DERIVED_FEATURES.items():
@@ -368,6 +375,7 @@ class ShipmentFeaturizer:
             "feature_names": self.feature_names_,
             "categorical_features": self.categorical_features_,
             "reference": self.reference_,
+            "fields": self.fields_,
         }
 
     @classmethod
@@ -392,6 +400,8 @@ class ShipmentFeaturizer:
         self.feature_names_ = names
         self.categorical_features_ = categorical
         self.reference_ = [float(v) for v in state["reference"]]
+        # Models stored before fields were recorded were trained on every input field.
+        self.fields_ = [str(f) for f in state.get("fields", INPUT_FIELDS)]
         self._build_lookups()
         return self
 
@@ -417,11 +427,39 @@ def _typical_row(X: np.ndarray, categorical: Sequence[int]) -> list[float]:
 
 
 def _isin(values: Any, members: Sequence[str]) -> Any:
-    """Membership of an object array (elementwise, without ``np.isin``'s sort) or a scalar."""
+    """Membership as 1.0/0.0 of an object array (elementwise, without ``np.isin``'s sort)
+    or a scalar; NaN where the value is absent (unknown is neither in nor out)."""
     wanted = set(members)
+
+    def one(v: Any) -> float:
+        return np.nan if is_absent(v) else float(v in wanted)
+
     if isinstance(values, np.ndarray):
-        return np.fromiter((v in wanted for v in values), bool, len(values))
-    return np.bool_(values in wanted)
+        return np.fromiter((one(v) for v in values), np.float64, len(values))
+    return np.float64(one(values))
+
+
+def is_absent(value: Any) -> bool:
+    """An absent (unknown) cell or field: None, pandas NA or a float NaN."""
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
+def _coder(codes: Mapping[str, int]) -> Any:
+    """Category -> code lookup: NaN for an absent value, 0 for one never seen in training."""
+
+    def code(value: Any, default: Any) -> Any:
+        return default if is_absent(value) else codes.get(value, 0)
+
+    return code
+
+
+def _number(values: Any) -> Any:
+    """A numeric or true/false column (or scalar) as float64, NaN where absent."""
+    if isinstance(values, np.ndarray):
+        if values.dtype == object:
+            return np.array([np.nan if is_absent(v) else v for v in values], dtype=np.float64)
+        return values.astype(np.float64, copy=False)
+    return np.float64(np.nan if is_absent(values) else values)
 
 
 def _each(lookup: Any, values: Any, default: Any) -> Any:
@@ -434,7 +472,9 @@ def _each(lookup: Any, values: Any, default: Any) -> Any:
 def _record_columns(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Contract dicts -> the column dict :meth:`ShipmentFeaturizer._encode` reads."""
     cols: dict[str, Any] = {
-        f: np.array([r[f] for r in records], dtype=object if f in STRING_FIELDS else None)
+        f: np.array(
+            [r.get(f) for r in records], dtype=object if f in STRING_FIELDS else None
+        )
         for f in INPUT_FIELDS
         if f not in NOT_SHIPMENT
     }
