@@ -64,9 +64,10 @@ PACKAGING_TYPES = ("envelope", "poly_mailer", "box", "reinforced_box")
 ADDRESS_QUALITIES = ("verified", "unverified", "corrected")
 from shiprisk.data.outcomes import LABELS as OUTCOMES  # noqa: E402 - one home for the names
 
-CURRENCIES: tuple[str, ...] = tuple(
-    "USD EUR GBP CNY HKD JPY AUD CAD CHF BRL MXN INR AED SAR SGD MYR THB KRW CLP PLN".split()
-)
+CURRENCIES: tuple[str, ...] = (
+    "USD", "EUR", "GBP", "CNY", "HKD", "JPY", "AUD", "CAD", "CHF", "BRL",
+    "MXN", "INR", "AED", "SAR", "SGD", "MYR", "THB", "KRW", "CLP", "PLN",
+)  # fmt: skip
 """Currencies the contract accepts; ``catalogs/currencies.csv`` holds a rate for each."""
 
 COUNTRY_PATTERN = r"^[A-Z]{2}$"

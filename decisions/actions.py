@@ -76,7 +76,7 @@ RULES: tuple[Rule, ...] = (
         "add_tax_id",
         "Add the recipient's tax id to the customs form: {country} customs return parcels "
         "without it.",
-        lambda f: f.requires_tax_id and not f.record["recipient_tax_id_present"],
+        lambda f: f.requires_tax_id and f.record.get("recipient_tax_id_present") in (False, 0),
     ),
     Rule(
         "use_tracked_channel",

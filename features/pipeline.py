@@ -10,7 +10,9 @@ attributes and the same arithmetic (:func:`_encode`):
 
 Categorical fields become integer codes (0 = a value never seen in training) in a float
 array; an absent optional field (``None``, NaN, a missing column) is NaN in every feature
-computed from it, which LightGBM treats as missing, never a made-up value; LightGBM is told which columns are categorical through :attr:`categorical_features_`.
+computed from it, which LightGBM treats as missing, never a made-up value (the fields a
+model reads are ``fields_``). LightGBM is told which columns are categorical through
+:attr:`categorical_features_`.
 Destination and channel attributes are snapshotted from the catalogs at ``fit`` so a stored
 model keeps meaning the same thing when the catalogs change. The fitted state is plain
 JSON (:meth:`to_dict` / :meth:`from_dict`): no pickle.
@@ -58,6 +60,7 @@ from shiprisk.features.definitions import (
     ZONE_SLOTS,
     layout_of,
 )
+from shiprisk.features.masking import MODEL_FIELDS, coder, is_absent, number, used_fields
 
 
 class MissingFeaturesError(ValueError):
@@ -85,7 +88,7 @@ class ShipmentFeaturizer:
     def fit(self, frame: pd.DataFrame, y: Any = None) -> ShipmentFeaturizer:
         """Learn category codes from the data and snapshot the catalog lookups."""
         catalog = self.catalog or load_catalog()
-        self.fields_ = [f for f in INPUT_FIELDS if f in frame and frame[f].notna().any()]
+        self.fields_ = used_fields(frame)
         self.categories_ = {
             f: sorted(str(v) for v in pd.unique(frame[f].astype(object)) if pd.notna(v))
             if f in frame
@@ -310,13 +313,13 @@ class ShipmentFeaturizer:
         v: dict[str, Any] = {}
         for f in MODEL_CATEGORICALS:
             if f != "channel_id":
-                v[f] = _each(_coder(self._codes[f]), cols[f], np.nan)
+                v[f] = _each(coder(self._codes[f]), cols[f], np.nan)
         value = np.float64(cols["declared_value"]) * np.float64(
             _each(self.usd_rates_.get, cols["currency"], np.nan)
         )
-        weight = _number(cols["weight_kg"])
-        dims = [_number(cols[k]) for k in ("length_cm", "width_cm", "height_cm")]
-        items = _number(cols["item_count"])
+        weight = number(cols["weight_kg"])
+        dims = [number(cols[k]) for k in ("length_cm", "width_cm", "height_cm")]
+        items = number(cols["item_count"])
         log_value = np.log1p(value)
         volumetric = dims[0] * dims[1] * dims[2] / 5000.0
         v["log_value_usd"] = log_value
@@ -335,9 +338,9 @@ class ShipmentFeaturizer:
             ("tax_id_present", "fragile", "valuable_wording", "remote_area"),
             strict=True,
         ):
-            v[dst] = _number(cols[src])
-        orders = _number(cols["buyer_prior_orders"])
-        refusals = _number(cols["buyer_prior_refusals"])
+            v[dst] = number(cols[src])
+        orders = number(cols["buyer_prior_orders"])
+        refusals = number(cols["buyer_prior_refusals"])
         v["buyer_prior_orders"] = orders
         v["buyer_prior_refusals"] = refusals
 
@@ -401,7 +404,7 @@ class ShipmentFeaturizer:
         self.categorical_features_ = categorical
         self.reference_ = [float(v) for v in state["reference"]]
         # Models stored before fields were recorded were trained on every input field.
-        self.fields_ = [str(f) for f in state.get("fields", INPUT_FIELDS)]
+        self.fields_ = [str(f) for f in state.get("fields", MODEL_FIELDS)]
         self._build_lookups()
         return self
 
@@ -439,29 +442,6 @@ def _isin(values: Any, members: Sequence[str]) -> Any:
     return np.float64(one(values))
 
 
-def is_absent(value: Any) -> bool:
-    """An absent (unknown) cell or field: None, pandas NA or a float NaN."""
-    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
-
-
-def _coder(codes: Mapping[str, int]) -> Any:
-    """Category -> code lookup: NaN for an absent value, 0 for one never seen in training."""
-
-    def code(value: Any, default: Any) -> Any:
-        return default if is_absent(value) else codes.get(value, 0)
-
-    return code
-
-
-def _number(values: Any) -> Any:
-    """A numeric or true/false column (or scalar) as float64, NaN where absent."""
-    if isinstance(values, np.ndarray):
-        if values.dtype == object:
-            return np.array([np.nan if is_absent(v) else v for v in values], dtype=np.float64)
-        return values.astype(np.float64, copy=False)
-    return np.float64(np.nan if is_absent(values) else values)
-
-
 def _each(lookup: Any, values: Any, default: Any) -> Any:
     """``lookup(value, default)`` for each element of an array (as a list), or for a scalar."""
     if isinstance(values, np.ndarray):
@@ -472,9 +452,7 @@ def _each(lookup: Any, values: Any, default: Any) -> Any:
 def _record_columns(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Contract dicts -> the column dict :meth:`ShipmentFeaturizer._encode` reads."""
     cols: dict[str, Any] = {
-        f: np.array(
-            [r.get(f) for r in records], dtype=object if f in STRING_FIELDS else None
-        )
+        f: np.array([r.get(f) for r in records], dtype=object if f in STRING_FIELDS else None)
         for f in INPUT_FIELDS
         if f not in NOT_SHIPMENT
     }

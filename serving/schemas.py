@@ -120,6 +120,15 @@ ChannelScore = create_model(
     ),
     **_probabilities(),
     price_usd=(Money | None, _money(_PRICE)),
+    price_estimated=(
+        bool,
+        Field(
+            False,
+            description="The price is an estimate: the request left out the weight or a side "
+            "and quoted no price for this channel, so it is the catalog price at the "
+            "channel's minimum chargeable weight (or the size or weight given).",
+        ),
+    ),
     premium_usd=(Money | None, _money(_PREMIUM)),
     insure=(
         bool,

@@ -26,6 +26,7 @@ from shiprisk.decisions.policy import blocked_reasons
 from shiprisk.decisions.scoring import Scored, score
 from shiprisk.models.risk_model import RiskModel
 from shiprisk.serving import explain as explain_mod
+from shiprisk.serving.missing import decision_warnings, field_warnings, price_estimated
 from shiprisk.serving.schemas import (
     Action,
     ChannelScore,
@@ -120,7 +121,8 @@ class Scorer:
         i: int,
         with_reasons: bool,
     ) -> ScoreResponse:
-        warnings = self._warnings(record, request)
+        found = self._warnings(record, request)
+        warnings = [*found, *decision_warnings(record, False)]  # without a recommendation
         ids = scored.ids_of(i)
         if not ids:
             return self._empty(request, warnings, "no channel in the catalog accepts this shipment")
@@ -139,6 +141,8 @@ class Scorer:
         price, premium, transit = (
             _nums(a[i, :k]) for a in (table.price_usd, table.premium_usd, table.transit_days)
         )
+        estimated = price_estimated(record)
+        quoted = {c.channel_id for c in request.candidates or () if c.quoted_price_usd is not None}
         expected = _nums(decision.expected_cost[i, :k])
         uninsured = _nums(decision.expected_cost_uninsured[i, :k])
         rows = []
@@ -156,6 +160,7 @@ class Scorer:
                     "blocked_reasons": blocked_reasons(blocked[j]),
                     **probs[j],
                     "price_usd": price[j],
+                    "price_estimated": estimated and cid not in quoted and price[j] is not None,
                     "premium_usd": premium[j],
                     "insure": insure[j],
                     "expected_cost_usd": expected[j],
@@ -200,7 +205,7 @@ class Scorer:
             recommendation=recommendation,
             reasons=reasons,
             actions=[Action(**a) for a in actions],
-            warnings=warnings,
+            warnings=[*found, *decision_warnings(record, True)],
             model=self.ref,
         )
 
@@ -234,7 +239,7 @@ class Scorer:
             "destination_country", country
         ):
             out.append(f"destination_country {country} did not occur in the training data")
-        return out
+        return [*out, *field_warnings(record, self.model.featurizer.fields_)]
 
     def _empty(
         self,
