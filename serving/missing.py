@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from shiprisk.data.contract import OPTIONAL_FIELDS
-from shiprisk.features.masking import is_absent
+from shiprisk.features.masking import MODEL_FIELDS, is_absent
 
 SIDES = ("length_cm", "width_cm", "height_cm")
 
@@ -39,7 +39,17 @@ def field_warnings(record: Mapping[str, Any], used: Collection[str]) -> list[str
             f"absent field(s) scored as unknown: {', '.join(unknown)} (the model learned "
             "missing values in training; the risk figures are less precise than with them)"
         )
-    unused = [f for f in OPTIONAL_FIELDS if f not in used and not is_absent(record.get(f))]
+    untrained = [f for f in absent(record) if f in MODEL_FIELDS and f not in used]
+    if untrained:
+        out.append(
+            f"absent field(s) this model was trained without: {', '.join(untrained)} "
+            "(its history lacked them: they carry no risk information here)"
+        )
+    unused = [  # the marketplace is read by no model (features/masking.py): no news
+        f
+        for f in OPTIONAL_FIELDS
+        if f in MODEL_FIELDS and f not in used and not is_absent(record.get(f))
+    ]
     if unused:
         out.append(
             f"field(s) not used by this model (not in its training history): {', '.join(unused)}"
