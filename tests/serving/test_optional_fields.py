@@ -95,13 +95,7 @@ def typical(tmp_path_factory: pytest.TempPathFactory, sim_frame: pd.DataFrame):
 def typical_server(typical):
     srv = start_server(
         typical["tag"],
-        {
-            "SHIPRISK_WORKERS": "1",
-            **{
-                k: typical["env"][k]
-                for k in ("SHIPRISK_HOME", "MLFLOW_TRACKING_URI", "BENTOML_HOME")
-            },
-        },  # fmt: skip
+        {"SHIPRISK_WORKERS": "1", **{k: typical["env"][k] for k in OWN_STORES}},
         typical["root"] / "server.log",
     )
     try:
