@@ -26,6 +26,7 @@ a feature this code does not compute is refused when it is loaded
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Any
@@ -422,7 +423,9 @@ class ShipmentFeaturizer:
 def _typical_row(X: np.ndarray, categorical: Sequence[int]) -> list[float]:
     """A typical shipment in feature space: the median, or the commonest code for
     categorical columns; reasons compare a prediction with this reference."""
-    reference = np.nanmedian(X, axis=0)
+    with warnings.catch_warnings():  # a field the history lacks: an all-NaN column
+        warnings.simplefilter("ignore", RuntimeWarning)
+        reference = np.nanmedian(X, axis=0)
     for j in categorical:
         codes, counts = np.unique(X[:, j], return_counts=True)
         reference[j] = codes[np.argmax(counts)]

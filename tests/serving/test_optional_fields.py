@@ -151,3 +151,20 @@ def test_a_field_the_model_never_saw_is_accepted_and_reported_unused(typical_ser
     assert any("not used by this model" in w and "weight_kg" in w for w in data["warnings"])
     (channel,) = data["channels"]
     assert channel["price_usd"] == 4.2 and channel["price_estimated"] is False
+
+
+def test_the_session_model_scores_absent_fields_it_knows_as_unknown(scorer) -> None:
+    """The full-field model (trained with masking) names the fields it reads that a request
+    leaves out, and never phrases a reason from one."""
+    from shiprisk.serving.schemas import ScoreRequest
+
+    request = {**example_request(), "address_quality": None}
+    request.pop("packaging")
+    answer = scorer.score(ScoreRequest.model_validate(request))
+    unknown = [w for w in answer.warnings if w.startswith("absent field(s) scored as unknown")]
+    assert len(unknown) == 1 and "packaging" in unknown[0] and "address_quality" in unknown[0]
+    assert not any("less certain" in w for w in answer.warnings)  # price and size known
+    assert not {r.factor for r in answer.reasons} & {"address", "packaging"}
+    assert not any(c.price_estimated for c in answer.channels)
+    full = scorer.score(ScoreRequest.model_validate(example_request()))
+    assert not any("absent" in w or "not used" in w for w in full.warnings)
