@@ -168,3 +168,21 @@ def test_the_session_model_scores_absent_fields_it_knows_as_unknown(scorer) -> N
     assert not any(c.price_estimated for c in answer.channels)
     full = scorer.score(ScoreRequest.model_validate(example_request()))
     assert not any("absent" in w or "not used" in w for w in full.warnings)
+
+
+def test_open_shipments_without_the_fields_are_all_scored(champion_model, sim_frame, tmp_path):
+    """An open-shipments file without the parcel columns (and a blank cell): one scored
+    output row per input row, the same figures as the in-process path."""
+    from shiprisk.serving.batch import score_open
+
+    rows = sim_frame.tail(200).drop(columns=["outcome", "outcome_date", *DROPPED])
+    rows = rows.drop(columns=[c for c in rows.columns if c.startswith("true_")])
+    rows["fragile"] = rows["fragile"].astype(object)
+    rows.iloc[3, rows.columns.get_loc("fragile")] = None
+    source, destination = tmp_path / "open.csv", tmp_path / "scored.csv"
+    rows.to_csv(source, index=False)
+    summary = score_open(source, destination, model=champion_model, workers=1, progress=False)
+    assert summary.rows == summary.scored == 200 and summary.errors == 0
+    out = pd.read_csv(destination)
+    assert len(out) == 200 and (out["status"] == "scored").all()
+    assert out["p_loss"].notna().all() and out["price_usd"].notna().all()
