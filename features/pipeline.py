@@ -42,6 +42,7 @@ from shiprisk.data.catalogs import (
     load_catalog,
 )
 from shiprisk.data.contract import SENSITIVE_GOODS, SOFT_PACKAGING, VALUABLE_GOODS
+from shiprisk.features import extra_features as extra
 from shiprisk.features.definitions import (
     BOOL_FIELDS,
     CATEGORICAL_FEATURES,
@@ -76,7 +77,7 @@ class MissingFeaturesError(ValueError):
 def missing_features(names: Sequence[str]) -> list[str]:
     """The features of ``names`` (a stored model's list) that this code does not compute."""
     computed = set(FEATURES)
-    return [f for f in names if f not in computed]
+    return [f for f in names if f not in computed and not extra.is_extra(f)]
 
 
 class ShipmentFeaturizer:
@@ -118,8 +119,10 @@ class ShipmentFeaturizer:
             for j, ch in enumerate(catalog.channel_ids)
         }
         self._use_catalog_rates(catalog)
-        self.feature_names_ = list(FEATURES)
+        self.extras_ = extra.specs_of(frame)
+        self.feature_names_ = [*FEATURES, *extra.names(self.extras_)]
         self.categorical_features_ = [FEATURES.index(f) for f in CATEGORICAL_FEATURES]
+        self.categorical_features_ += extra.categorical(self.extras_, len(FEATURES))
         self._build_lookups()
         self.reference_ = _typical_row(self.transform(frame), self.categorical_features_)
         return self
@@ -164,10 +167,11 @@ class ShipmentFeaturizer:
         names = self.feature_names_
         self._column = {f: i for i, f in enumerate(names)}
         # The model's columns from the code-order matrix; None: the same list, no gather.
+        base = [f for f in names if not extra.is_extra(f)]  # extras: appended after
         self._take = (
             None
-            if tuple(names) == layout.features
-            else np.array([layout.index[f] for f in names], dtype=np.intp)
+            if tuple(base) == layout.features
+            else np.array([layout.index[f] for f in base], dtype=np.intp)
         )
 
     def column(self, feature: str) -> int | None:
@@ -215,11 +219,18 @@ class ShipmentFeaturizer:
         cols["month"] = created.dt.month.to_numpy(dtype=np.float64)
         cols["weekday"] = created.dt.dayofweek.to_numpy(dtype=np.float64)
         cols["year"] = created.dt.year.to_numpy(dtype=np.float64)
-        return self._encode(cols, rows, channel_ids)
+        X = self._encode(cols, rows, channel_ids)
+        if not self.extras_:
+            return X
+        block = extra.block_frame(self.extras_, frame)
+        return np.hstack([X, block if rows is None else block[rows]])
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Online path: contract dicts (each with ``channel_id``) -> (n, F); no DataFrame."""
-        return self._encode(_record_columns(records), None, [r["channel_id"] for r in records])
+        X = self._encode(_record_columns(records), None, [r["channel_id"] for r in records])
+        if not self.extras_:
+            return X
+        return np.hstack([X, extra.block_records(self.extras_, records)])
 
     def encode_channels(self, record: Mapping[str, Any], channel_ids: Sequence[str]) -> np.ndarray:
         """One shipment on each of ``channel_ids`` -> (K, F): the online scoring shape.
@@ -227,7 +238,10 @@ class ShipmentFeaturizer:
         The shipment is encoded once and its row repeated; only the channel columns differ.
         """
         rows = np.zeros(len(channel_ids), dtype=np.int64)
-        return self._encode_block(self._shipment_row(record), rows, channel_ids)
+        X = self._encode_block(self._shipment_row(record), rows, channel_ids)
+        if not self.extras_:
+            return X
+        return np.hstack([X, extra.block_records(self.extras_, [record])[rows]])
 
     # -- the arithmetic, shared by every path ---------------------------------------------------
     def _encode(
@@ -380,6 +394,7 @@ class ShipmentFeaturizer:
             "categorical_features": self.categorical_features_,
             "reference": self.reference_,
             "fields": self.fields_,
+            "extras": self.extras_,
         }
 
     @classmethod
@@ -406,6 +421,7 @@ class ShipmentFeaturizer:
         self.reference_ = [float(v) for v in state["reference"]]
         # Models stored before fields were recorded were trained on every input field.
         self.fields_ = [str(f) for f in state.get("fields", MODEL_FIELDS)]
+        self.extras_ = {str(k): dict(v) for k, v in state.get("extras", {}).items()}
         self._build_lookups()
         return self
 

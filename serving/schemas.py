@@ -11,7 +11,16 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    create_model,
+)
 
 from shiprisk.data.catalogs import Tracking
 from shiprisk.data.contract import ShipmentRequest
@@ -37,6 +46,14 @@ class ScoreRequest(ShipmentRequest):
     )
     costs: SellerCosts | None = Field(
         default=None, description="Overrides of the seller cost settings for this request."
+    )
+    extra: dict[str, StrictFloat | StrictInt | StrictStr] | None = Field(
+        default=None,
+        description="Seller extra features (declared in the history mapping's `extras`, "
+        "docs/history.md): name -> a number, or one of the declared values. Checked against "
+        "the served model's list: a name it lacks is a 400 (or ignored with a warning under "
+        "SHIPRISK_UNKNOWN_FIELDS=ignore), a wrong type a 400; a name left out is unknown.",
+        examples=[{"sales_channel": "web"}],
     )
 
 

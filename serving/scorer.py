@@ -26,6 +26,7 @@ from shiprisk.decisions.policy import blocked_reasons
 from shiprisk.decisions.scoring import Scored, score
 from shiprisk.models.risk_model import RiskModel
 from shiprisk.serving import explain as explain_mod
+from shiprisk.serving.extras import check_extra
 from shiprisk.serving.missing import decision_warnings, field_warnings, price_estimated
 from shiprisk.serving.schemas import (
     Action,
@@ -97,6 +98,7 @@ class Scorer:
 
     def _score_group(self, requests: list[ScoreRequest], with_reasons: bool) -> list[ScoreResponse]:
         records = [{f: r.__dict__[f] for f in SHIPMENT_FIELDS} for r in requests]
+        extra_warnings = self._extras(requests, records)
         costs = resolve_costs(self.costs, requests[0].costs)
         scored = score(
             self.model,
@@ -108,10 +110,26 @@ class Scorer:
             constraints=requests[0].constraints,
             num_threads=1,
         )
-        return [
+        answers = [
             self._answer(r, record, scored, i, with_reasons)
             for i, (r, record) in enumerate(zip(requests, records, strict=True))
         ]
+        for answer, notes in zip(answers, extra_warnings, strict=True):
+            answer.warnings[:0] = notes
+        return answers
+
+    def _extras(self, requests: list[ScoreRequest], records: list[dict[str, Any]]) -> list:
+        """Each request's ``extra`` checked against the model's (into its record); warnings."""
+        specs = self.model.featurizer.extras_
+        ignore = get_settings().unknown_fields == "ignore"
+        notes = []
+        for i, (request, record) in enumerate(zip(requests, records, strict=True)):
+            where = "extra" if len(requests) == 1 else f"shipments.{i}.extra"
+            record["extra"], warned = check_extra(
+                request.extra, specs, ignore_unknown=ignore, where=where
+            )
+            notes.append(warned)
+        return notes
 
     def _answer(
         self,

@@ -44,6 +44,7 @@ RENAMED = {
     "Status": "outcome",
 }
 ROWS = 12_000
+SALES_CHANNELS = ("web", "app", "phone")
 OWN_STORES = ("SHIPRISK_HOME", "MLFLOW_TRACKING_URI", "BENTOML_HOME")
 
 
@@ -61,10 +62,19 @@ def typical(tmp_path_factory: pytest.TempPathFactory, sim_frame: pd.DataFrame):
     export = export.drop(columns=[c for c in export.columns if c.startswith("true_")])
     export = export.rename(columns={v: k for k, v in RENAMED.items()})
     export["Status"] = export["Status"].str.upper()  # DELIVERED: any case maps
+    rng = np.random.default_rng(3)
+    export["Sales Channel"] = rng.choice(SALES_CHANNELS, size=len(export))
     csv = root / "orders.csv"
     export.to_csv(csv, index=False)
     mapping = root / "mapping.yaml"
-    mapping.write_text(yaml.safe_dump({"columns": RENAMED}))
+    extras = {
+        "sales_channel": {
+            "column": "Sales Channel",
+            "kind": "categorical",
+            "values": list(SALES_CHANNELS),
+        }
+    }
+    mapping.write_text(yaml.safe_dump({"columns": RENAMED, "extras": extras}))
     config = yaml.safe_load((Path(__file__).parents[2] / "configs" / "train.yaml").read_text())
     for head in config["lightgbm"].values():  # a small model: the path is under test
         head.update(num_boost_round=300, early_stopping_rounds=40, refit_full_train=False)
@@ -77,8 +87,10 @@ def typical(tmp_path_factory: pytest.TempPathFactory, sim_frame: pd.DataFrame):
         BENTOML_HOME=str(root / "bentoml"),
     )
     cli = str(Path(sys.executable).with_name("shiprisk"))
-    _run([cli, "train", "--data", str(csv), "--mapping", str(mapping), "--config",
-          str(config_file)], env)  # fmt: skip
+    _run(
+        [cli, "train", "--data", str(csv), "--mapping", str(mapping), "--config", str(config_file)],
+        env,
+    )
     _run([cli, "promote"], env)
     script = (
         "import json; from shiprisk.serving.model_store import import_version; "
@@ -120,8 +132,16 @@ def test_the_training_frame_and_the_model_have_no_made_up_column(typical) -> Non
     assert {"destination_country", "channel_id", "goods_category"} <= set(model.featurizer.fields_)
     record = {**_request(), **dict.fromkeys(DROPPED)}
     X = model.featurizer.encode_channels(record, ["epacket"])
-    for feature in ("weight_kg", "volumetric_kg", "longest_cm", "packaging", "address_quality",
-                    "buyer_prior_orders", "refusal_rate", "new_buyer"):  # fmt: skip
+    for feature in (
+        "weight_kg",
+        "volumetric_kg",
+        "longest_cm",
+        "packaging",
+        "address_quality",
+        "buyer_prior_orders",
+        "refusal_rate",
+        "new_buyer",
+    ):
         j = model.featurizer.column(feature)
         assert j is not None and np.isnan(X[0, j]), feature
     assert np.isfinite(X[0, model.featurizer.column("log_value_usd")])
@@ -143,8 +163,11 @@ def test_score_without_the_fields_answers_and_names_them(typical_server) -> None
 
 
 def test_a_field_the_model_never_saw_is_accepted_and_reported_unused(typical_server) -> None:
-    body = {**_request(), "weight_kg": 0.8, "candidates": [
-        {"channel_id": "epacket", "quoted_price_usd": 4.2}]}  # fmt: skip
+    body = {
+        **_request(),
+        "weight_kg": 0.8,
+        "candidates": [{"channel_id": "epacket", "quoted_price_usd": 4.2}],
+    }
     answer = httpx.post(f"{typical_server.url}/score", json=body, timeout=60)
     assert answer.status_code == 200, answer.text
     data = answer.json()
@@ -186,3 +209,29 @@ def test_open_shipments_without_the_fields_are_all_scored(champion_model, sim_fr
     out = pd.read_csv(destination)
     assert len(out) == 200 and (out["status"] == "scored").all()
     assert out["p_loss"].notna().all() and out["price_usd"].notna().all()
+
+
+def test_extra_features_are_checked_against_the_served_model(typical_server) -> None:
+    """The export's declared extra is the served model's: accepted under ``extra``, named
+    in the OpenAPI document; an unknown name or a wrong type is a 400 naming it."""
+    url = f"{typical_server.url}/score"
+    ok = httpx.post(url, json={**_request(), "extra": {"sales_channel": "phone"}}, timeout=60)
+    assert ok.status_code == 200, ok.text
+    unknown = httpx.post(url, json={**_request(), "extra": {"basket_size": 3}}, timeout=60)
+    assert unknown.status_code == 400, unknown.text
+    assert unknown.json()["fields"] == [
+        {
+            "field": "extra.basket_size",
+            "reason": "not an extra of this model (its extras: sales_channel)",
+        }
+    ]
+    wrong = httpx.post(url, json={**_request(), "extra": {"sales_channel": 7}}, timeout=60)
+    assert wrong.status_code == 400
+    assert wrong.json()["fields"][0]["field"] == "extra.sales_channel"
+    assert "one of: web, app, phone" in wrong.json()["fields"][0]["reason"]
+    listed = [{"field": "x", "reason": "y"}]
+    bad_type = httpx.post(url, json={**_request(), "extra": {"sales_channel": listed}})
+    assert bad_type.status_code == 400 and bad_type.json()["fields"][0]["field"] == "extra"
+    spec = httpx.get(f"{typical_server.url}/docs.json", timeout=60).json()
+    text = json.dumps(spec["components"]["schemas"])
+    assert "`sales_channel` (one of: web, app, phone)" in text
