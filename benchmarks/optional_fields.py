@@ -22,7 +22,7 @@ from __future__ import annotations
 import common
 import numpy as np
 
-TRAIN_ROWS = 100_000
+TRAIN_ROWS = 300_000  # the main job's size (settings.default_rows)
 TRAIN_SEED = 7
 FRESH_ROWS = 200_000
 FRESH_SEED = 90_008
