@@ -245,7 +245,7 @@ def load_history(
         df, excluded = mapped.frame, mapped.excluded
         timezone = mapping.timezone
 
-    absent = [name for name in HISTORY_FIELDS if name not in df.columns]
+    absent = [name for name in HISTORY_FIELDS if name not in df.columns and SPECS[name].core]
     if absent:
         hint = (
             " (no contract column at all: the export needs a mapping file, see "
