@@ -97,7 +97,7 @@ from shiprisk.serving.batch_read import (
     sniff_file,
 )
 from shiprisk.serving.batch_write import open_sink
-from shiprisk.settings import get_settings
+from shiprisk.settings import BATCH_CHUNK_ROWS, get_settings
 
 if TYPE_CHECKING:  # LightGBM is imported only where a model is loaded (see _init_worker)
     from rich.console import Console
@@ -290,7 +290,7 @@ def score_open(
     *,
     model: RiskModel | str | Path,
     costs: SellerCosts | None = None,
-    chunk_rows: int = 50_000,
+    chunk_rows: int = BATCH_CHUNK_ROWS,
     workers: int = 2,
     progress: bool = True,
     mapping: Mapping | str | Path | None = None,
