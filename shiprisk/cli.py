@@ -424,6 +424,7 @@ def score_open_cmd(
             mapping=mapping,
             console=console,
             allow_empty=allow_empty,
+            explain=explain,
         )
     except KeyboardInterrupt as exc:
         console.print("[red]score-open interrupted:[/red] no output written")
@@ -435,15 +436,10 @@ def score_open_cmd(
         raise typer.Exit(code=1) from exc
     finally:
         signal.signal(signal.SIGTERM, previous)
-    console.print(
-        f"rows {summary.rows:,} | scored {summary.scored:,} | errors {summary.errors:,} | "
-        f"{summary.seconds:.1f} s | {summary.rows_per_s:,.0f} rows/s "
-        f"({summary.pairs_per_s:,.0f} shipment-channel rows/s) -> {summary.destination}",
-        highlight=False,
-        soft_wrap=True,
-    )
-    for field_name, count in list(summary.errors_by_field.items())[:10]:
-        console.print(f"  errors on {field_name}: {count:,}", highlight=False)
+    for line in summary.lines():
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+    for note in summary.notes:
+        console.print(f"  warning: {note}", highlight=False, soft_wrap=True, markup=False)
 
 
 def main() -> None:
