@@ -37,14 +37,30 @@ Output columns (stable order and types; nulls where a value does not apply)::
     recommended_insure             bool    insure on the recommended channel
     recommended_expected_cost_usd  double  its expected cost
     saving_usd                     double  expected_cost_usd - recommended_expected_cost_usd;
-                                           0 when the chosen channel is the recommended one,
-                                           negative only if the chosen channel is not
-                                           eligible or breaks the seller's constraints
+                                           0 when the chosen channel is the recommended one;
+                                           null when the chosen channel is not eligible or
+                                           breaks the seller's constraints (see
+                                           no_saving_reason)
     no_recommendation_reason       string  why there is no recommendation (null otherwise)
+    order_id                       string  as given (columns from here on were appended in
+                                           issue 18; existing positions are unchanged)
+    destination_country            string  as given
+    warnings                       string  JSON list of /score's warnings for this shipment
+                                           (serving/notices.py); null when there are none
+    no_saving_reason               string  why saving_usd is null although there is a
+                                           recommendation: the chosen channel is unknown,
+                                           does not accept the shipment, or breaks the
+                                           seller's constraints
+    reasons, actions               string  only with ``explain``: JSON lists shaped like
+                                           /score's ``reasons`` and ``actions``
+
+Money columns are rounded to the cent. A chosen channel missing from the catalog is scored
+like /score scores it (generic channel attributes; no price, so no expected cost) with a
+warning; it is never recommended.
 
 Error rows: every problem :func:`~shiprisk.data.validation.validate_frame` finds (schema
 ``open``), a ``shipment_id`` already seen earlier in the input (in any chunk: the first
-occurrence is scored, later ones are errors) and a chosen channel missing from the catalog.
+occurrence is scored, later ones are errors).
 ``error_field``/``error_reason`` name the first problem in contract field order.
 
 Output is all-or-nothing. Files are written to ``.<name>.partial-<pid>`` next to the
