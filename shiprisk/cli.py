@@ -138,11 +138,10 @@ def train_cmd(
 
     path = data or _ensure_dataset(rows, seed)
     try:
-        result = train(path, config_file=config, mapping=mapping, console=console)
+        train(path, config_file=config, mapping=mapping, console=console)  # prints a summary
     except TrainingDataError as exc:
         console.print(f"[red]training refused:[/red] {exc}")
         raise typer.Exit(code=2) from exc
-    console.print(f"run {result.run_id}: version {result.version} is the challenger")
 
 
 @app.command("promote", short_help="Make the challenger champion if it passes the gate.")
@@ -162,12 +161,8 @@ def promote_cmd(
 
     configure()
     decision = promote(max_ratio)
-    for reason in decision.reasons:
-        console.print(f"  {reason}")
-    if decision.accepted:
-        console.print(f"[green]accepted:[/green] version {decision.challenger} is champion")
-    else:
-        console.print(f"[yellow]refused:[/yellow] champion stays {decision.champion_before}")
+    _print_gate(decision)
+    if not decision.accepted:
         raise typer.Exit(code=1)
 
 
@@ -226,14 +221,20 @@ def run_cmd(
         console.print("no champion in the registry: training one")
         train(path, console=console)
         decision = promote()
-        for reason in decision.reasons:
-            console.print(f"  {reason}")
+        _print_gate(decision)
         if not decision.accepted:
             console.print("[red]the trained model failed the gate: nothing to serve[/red]")
             raise typer.Exit(code=1)
     else:
         console.print(f"champion is version {registry.get_version(CHAMPION).version}")
     _serve(host, port, None, CHAMPION)
+
+
+def _print_gate(decision: object) -> None:
+    from shiprisk.training.report import promotion_summary
+
+    for line in promotion_summary(decision):
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -444,8 +445,13 @@ def score_open_cmd(
 
 def main() -> None:
     """The ``shiprisk`` command: a broken outcome spec is one line, not a traceback."""
+    import os
+
     from shiprisk.settings import OutcomeSpecError
 
+    # MLflow's INFO chatter (database migrations, uv detection, signature checks) is not for
+    # the terminal of a shiprisk user; MLFLOW_LOGGING_LEVEL=INFO brings it back.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     try:
         app()
     except OutcomeSpecError as exc:
