@@ -313,7 +313,8 @@ class ShipmentFeaturizer:
         log_value = np.log1p(value)
         volumetric = dims[0] * dims[1] * dims[2] / 5000.0
         v["log_value_usd"] = log_value
-        v["log_value_per_kg"] = np.log1p(value / weight)
+        with np.errstate(over="ignore"):  # a contract-valid 1e-320 kg: inf, not a log warning
+            v["log_value_per_kg"] = np.log1p(value / weight)
         v["log_value_per_item"] = np.log1p(value / items)
         v["weight_kg"] = weight
         v["volumetric_kg"] = volumetric

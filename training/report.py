@@ -106,6 +106,10 @@ def promotion_summary(decision: Any) -> list[str]:
     if decision.accepted:
         lines.append(f"result: version {decision.challenger} is champion")
     else:
-        stays = decision.champion_before or "none"
-        lines.append(f"result: refused; the champion stays version {stays}")
+        stays = decision.champion_before
+        lines.append(
+            f"result: refused; the champion stays version {stays}"
+            if stays
+            else "result: refused; there is no champion yet"
+        )
     return lines

@@ -321,8 +321,9 @@ def _log_frozen_eval(test: pd.DataFrame) -> None:
         path = Path(tmp) / Path(FROZEN_EVAL_ARTIFACT).name
         test.to_parquet(path, index=False)
         mlflow.log_artifact(str(path), artifact_path=str(Path(FROZEN_EVAL_ARTIFACT).parent))
-    dataset = mlflow.data.from_pandas(test, name="test_slice")
-    mlflow.log_input(dataset, context="evaluation")
+    with registry.quiet_mlflow():  # from_pandas infers a schema: the integer-column hint
+        dataset = mlflow.data.from_pandas(test, name="test_slice")
+        mlflow.log_input(dataset, context="evaluation")
 
 
 def frozen_eval_uri() -> str | None:
