@@ -215,7 +215,6 @@ class ErrorShapeMiddleware:
             if not tracking.started:
                 await send_json(send, 500, error_body(500))
 
-
     def _reshaped(self, raw: bytes, status: int, scope: Scope) -> bytes:
         """The documented body; a client error is also one INFO line (no traceback): status,
         method, the fixed text and the contract fields blamed, never a value or a path."""
