@@ -389,7 +389,8 @@ def score_open_cmd(
     """Score a file or table of open shipments: risk on the chosen channel, insurance, and a
     better channel, one output row per input row, with the warnings /score gives.
 
-    Output columns: README "Batch scoring" and CHANGELOG.md.
+    Input format: examples/open_shipments.csv. Output columns: the README's section on
+    batch scoring.
     """
     import signal
     import time
