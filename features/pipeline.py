@@ -352,8 +352,9 @@ class ShipmentFeaturizer:
         v["soft_pack_valuable"] = _isin(cols["packaging"], SOFT_PACKAGING) & valuable
         v["sensitive_x_customs"] = _isin(goods, SENSITIVE_GOODS) * customs
         v["ddu_x_customs"] = is_ddu * customs
-        for name, formula in DERIVED_FEATURES.items():
-            v[name] = formula(v)
+        with np.errstate(over="ignore"):  # extreme contract-valid sizes: inf, not a warning
+            for name, formula in DERIVED_FEATURES.items():
+                v[name] = formula(v)
         return v
 
     # -- plain-data persistence -------------------------------------------------------------
