@@ -124,6 +124,49 @@ FEATURES: tuple[str, ...] = (
     "wording_x_tracking",
 )
 CATEGORICAL_FEATURES: tuple[str, ...] = (*MODEL_CATEGORICALS, "channel_type")
+_VALUE = ("declared_value", "currency")
+_SIZE = ("weight_kg", "length_cm", "width_cm", "height_cm")
+_DEST, _CHANNEL = ("destination_country",), ("channel_id",)
+FEATURE_SOURCES: dict[str, tuple[str, ...]] = {
+    **{f: (f,) for f in MODEL_CATEGORICALS},
+    "channel_type": _CHANNEL,
+    "log_value_usd": _VALUE,
+    "log_value_per_kg": (*_VALUE, "weight_kg"),
+    "log_value_per_item": (*_VALUE, "item_count"),
+    "weight_kg": ("weight_kg",),
+    "volumetric_kg": ("length_cm", "width_cm", "height_cm"),
+    "volume_ratio": _SIZE,
+    "longest_cm": ("length_cm", "width_cm", "height_cm"),
+    "item_count": ("item_count",),
+    "month": ("created_at",),
+    "weekday": ("created_at",),
+    "peak_season": ("created_at",),
+    "months_since_2000": ("created_at",),
+    "tax_id_present": ("recipient_tax_id_present",),
+    "fragile": ("fragile",),
+    "valuable_wording": ("valuable_wording",),
+    "remote_area": ("remote_area",),
+    "buyer_prior_orders": ("buyer_prior_orders",),
+    "buyer_prior_refusals": ("buyer_prior_refusals",),
+    "refusal_rate": ("buyer_prior_orders", "buyer_prior_refusals"),
+    "new_buyer": ("buyer_prior_orders",),
+    **{f"dest_{a}": _DEST for a in DESTINATION_ATTRS},
+    "tracking_level": _CHANNEL,
+    "liability_usd": (*_CHANNEL, "weight_kg"),
+    "transit_min": (*_CHANNEL, *_DEST),
+    "transit_max": (*_CHANNEL, *_DEST),
+    "transit_total": (*_CHANNEL, *_DEST),
+    "cod_x_risk_tier": ("payment_method", *_DEST),
+    "soft_pack_valuable": ("packaging", "goods_category"),
+    "untracked_log_value": (*_CHANNEL, *_VALUE),
+    "sensitive_x_customs": ("goods_category", *_DEST),
+    "ddu_x_customs": ("duties_terms", *_DEST),
+    "ddu_log_value_x_customs": ("duties_terms", *_VALUE, *_DEST),
+    "missing_tax_id": ("recipient_tax_id_present", *_DEST),
+    "wording_x_tracking": ("valuable_wording", *_CHANNEL),
+}
+"""The request fields each feature is computed from: importance is reported per request
+field (what a seller knows) by sharing each feature's importance among its fields."""
 CHANNEL_ATTRIBUTE_FEATURES: tuple[str, ...] = (
     "channel_id",
     "channel_type",

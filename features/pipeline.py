@@ -313,7 +313,8 @@ class ShipmentFeaturizer:
         log_value = np.log1p(value)
         volumetric = dims[0] * dims[1] * dims[2] / 5000.0
         v["log_value_usd"] = log_value
-        v["log_value_per_kg"] = np.log1p(value / weight)
+        with np.errstate(over="ignore"):  # a contract-valid 1e-320 kg: inf, not a log warning
+            v["log_value_per_kg"] = np.log1p(value / weight)
         v["log_value_per_item"] = np.log1p(value / items)
         v["weight_kg"] = weight
         v["volumetric_kg"] = volumetric
@@ -351,8 +352,9 @@ class ShipmentFeaturizer:
         v["soft_pack_valuable"] = _isin(cols["packaging"], SOFT_PACKAGING) & valuable
         v["sensitive_x_customs"] = _isin(goods, SENSITIVE_GOODS) * customs
         v["ddu_x_customs"] = is_ddu * customs
-        for name, formula in DERIVED_FEATURES.items():
-            v[name] = formula(v)
+        with np.errstate(over="ignore"):  # extreme contract-valid sizes: inf, not a warning
+            for name, formula in DERIVED_FEATURES.items():
+                v[name] = formula(v)
         return v
 
     # -- plain-data persistence -------------------------------------------------------------

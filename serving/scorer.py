@@ -26,6 +26,7 @@ from shiprisk.decisions.policy import blocked_reasons
 from shiprisk.decisions.scoring import Scored, score
 from shiprisk.models.risk_model import RiskModel
 from shiprisk.serving import explain as explain_mod
+from shiprisk.serving.notices import no_recommendation_warning, shipment_warnings
 from shiprisk.serving.schemas import (
     Action,
     ChannelScore,
@@ -214,27 +215,10 @@ class Scorer:
         return None if index is None else self.catalog.channels[index]
 
     def _warnings(self, record: Mapping[str, Any], request: ScoreRequest) -> list[str]:
-        out = []
-        country = record["destination_country"]
-        if country not in self.catalog.country_index:
-            out.append(
-                f"destination_country {country} is not in the destination catalog: scored as "
-                "an unknown destination (zone 5, risk tier 2); treat the figures with care"
-            )
         listed = [request.channel_id, *(c.channel_id for c in request.candidates or ())]
-        for cid in dict.fromkeys(c for c in listed if c is not None):
-            if cid not in self.catalog.channel_index:
-                out.append(
-                    f"channel_id {cid} is not in the channel catalog: scored with generic "
-                    "channel attributes and never recommended"
-                )
-            elif not self.model.featurizer.is_known("channel_id", cid):
-                out.append(f"channel_id {cid} did not occur in the training data")
-        if country in self.catalog.country_index and not self.model.featurizer.is_known(
-            "destination_country", country
-        ):
-            out.append(f"destination_country {country} did not occur in the training data")
-        return out
+        return shipment_warnings(
+            self.catalog, self.model.featurizer, record["destination_country"], listed
+        )
 
     def _empty(
         self,
@@ -250,7 +234,7 @@ class Scorer:
             no_recommendation_reason=reason,
             reasons=[],
             actions=[],
-            warnings=[*warnings, f"no recommendation: {reason}"],
+            warnings=[*warnings, no_recommendation_warning(reason)],
             model=self.ref,
         )
 

@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REGISTERED_MODEL_NAME = "shiprisk-risk"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+BATCH_CHUNK_ROWS = 10_000
+"""Rows per batch-scoring chunk: small enough that progress moves every second or two."""
 
 
 class OutcomeSpecError(ValueError):
