@@ -113,6 +113,14 @@ class SellerCosts(BaseModel):
         description="Marketplace account-health cost of each defect (a not-received claim, a "
         "lost parcel, a delivery after the promise), USD.",
     )
+    cancel_cost_usd: Number = Field(
+        default=5.0,
+        ge=0,
+        le=10_000,
+        allow_inf_nan=False,
+        description="Cost of declining (cancelling) an order: a seller cancellation is a "
+        "marketplace defect, USD. Declining is chosen only when shipping is worth less.",
+    )
     promised_days: optional(int, ge=1, le=365) = Field(  # type: ignore[valid-type]
         default=None,
         description="Delivery promise to the buyer (days). Later deliveries are defects and "
@@ -152,6 +160,7 @@ TODAYS_COST_MODEL: dict[str, Any] = {
     "duties_rate": 0.0,
     "untracked_claim_rate": 0.0,
     "defect_cost_usd": 0.0,
+    "cancel_cost_usd": 0.0,
     "promised_days": None,
     "liability_paid_probability": 0.8,
     "refused_returned_share": 1.0,

@@ -76,8 +76,11 @@ class Decision:
     utility_insured: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), repr=False)
     """(n, K) same, insured (NaN where insurance is not available)."""
     ship: np.ndarray = field(default_factory=lambda: np.empty(0, bool), repr=False)
-    """(n,) bool: the recommendation's certainty-equivalent profit is >= 0 (declining is worth
-    0); False = "do not ship as is" (also False where there is no recommendation)."""
+    """(n,) bool: shipping the recommendation is worth more than declining the order (which
+    costs ``cancel_cost_usd``); False where there is no recommendation."""
+    best_utility: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    """(n,) the recommendation's certainty-equivalent profit (NaN = none). Below 0 = "do not
+    ship as is": every option loses money (docs/policy.md)."""
 
     @property
     def utility(self) -> np.ndarray:
@@ -350,7 +353,8 @@ def decide(
         expected_profit=margin - expected,
         utility_uninsured=margin - ce_plain,
         utility_insured=margin - ce_insured,
-        ship=best_utility >= 0,
+        ship=best_utility >= -_f(costs.cancel_cost_usd),
+        best_utility=best_utility,
     )
 
 
