@@ -15,6 +15,7 @@ and per segment (declared-value band, destination risk tier, payment method).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -174,7 +175,7 @@ def _share(base: np.ndarray, best: np.ndarray, got: np.ndarray) -> float:
 def _segments(frame: pd.DataFrame, value_usd: np.ndarray, catalog: Catalog) -> dict:
     """Boolean masks of the reported segments."""
     out: dict[str, np.ndarray] = {}
-    for lo, hi in zip(VALUE_BANDS_USD[:-1], VALUE_BANDS_USD[1:], strict=True):
+    for lo, hi in pairwise(VALUE_BANDS_USD):
         label = f"value {lo:g}-{hi:g}" if np.isfinite(hi) else f"value >{lo:g}"
         out[label] = (value_usd > lo) & (value_usd <= hi)
     tier = catalog.destination_column("risk_tier")[
