@@ -33,6 +33,15 @@ class ScoreRequest(ShipmentRequest):
     costs: SellerCosts | None = Field(
         default=None, description="Overrides of the seller cost settings for this request."
     )
+    sale_value: float | None = Field(
+        default=None,
+        gt=0,
+        le=1e9,
+        allow_inf_nan=False,
+        description="What the buyer paid for the goods, in `currency`, when it differs from "
+        "declared_value (an under-declared parcel): refunds are of the sale value, carrier "
+        "liability and insurance pay on the declared value. Default: declared_value.",
+    )
 
 
 class BatchRequest(BaseModel):
@@ -71,6 +80,10 @@ ChannelScore = create_model(
     expected_cost_uninsured_usd=(float | None, None),
     transit_days=(float | None, None),
     tracking=(Tracking | None, None),
+    expected_profit_usd=(
+        float | None,
+        Field(None, description="margin on the sale minus expected_cost_usd (docs/policy.md)"),
+    ),
 )
 
 Recommendation = create_model(
@@ -86,6 +99,18 @@ Recommendation = create_model(
         float | None,
         Field(
             description="expected cost of the cheapest eligible channel minus the recommendation's"
+        ),
+    ),
+    expected_profit_usd=(
+        float | None,
+        Field(None, description="margin on the sale minus expected_cost_usd"),
+    ),
+    certainty_equivalent_usd=(
+        float | None,
+        Field(
+            None,
+            description="the profit the seller values this option at, given its risk "
+            "tolerance (costs.risk_tolerance_usd); what the recommendation maximises",
         ),
     ),
 )
@@ -104,6 +129,17 @@ class Action(BaseModel):
     text: str
 
 
+class Alternative(BaseModel):
+    """An order change (or declining it) with the expected profit the policy sees for it."""
+
+    code: str
+    text: str
+    expected_profit_usd: float | None = Field(
+        description="on the changed order's best channel; null = still no channel accepts it"
+    )
+    channel_id: str | None = None
+
+
 class ModelRef(BaseModel):
     name: str
     version: str
@@ -119,6 +155,17 @@ class ScoreResponse(BaseModel):
     actions: list[Action]
     warnings: list[str]
     model: ModelRef
+    verdict: Literal["ship", "do_not_ship_as_is", "no_channel"] | None = Field(
+        default=None,
+        description="ship; do_not_ship_as_is = every option loses money (see alternatives); "
+        "no_channel = no channel accepts the shipment (see verdict_reason, alternatives)",
+    )
+    verdict_reason: str | None = None
+    alternatives: list[Alternative] = Field(
+        default=[],
+        description="when the verdict is not 'ship': order changes and declining, each with "
+        "its expected profit, best first",
+    )
 
 
 class BatchResponse(BaseModel):

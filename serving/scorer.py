@@ -20,6 +20,7 @@ from shiprisk.data.catalogs import TRACKING_NAMES, Catalog, load_catalog
 from shiprisk.data.contract import SHIPMENT_FIELDS
 from shiprisk.data.outcomes import EVENTS
 from shiprisk.decisions.actions import mitigations
+from shiprisk.decisions.alternatives import alternatives, no_channel_reason, verdict
 from shiprisk.decisions.candidates import ineligibility_reasons
 from shiprisk.decisions.costs import SellerCosts, resolve_costs
 from shiprisk.decisions.policy import blocked_reasons
@@ -28,6 +29,7 @@ from shiprisk.models.risk_model import RiskModel
 from shiprisk.serving import explain as explain_mod
 from shiprisk.serving.schemas import (
     Action,
+    Alternative,
     ChannelScore,
     ModelRef,
     Reason,
@@ -95,7 +97,7 @@ class Scorer:
         return out  # type: ignore[return-value]
 
     def _score_group(self, requests: list[ScoreRequest], with_reasons: bool) -> list[ScoreResponse]:
-        records = [{f: r.__dict__[f] for f in SHIPMENT_FIELDS} for r in requests]
+        records = [_record(r) for r in requests]
         costs = resolve_costs(self.costs, requests[0].costs)
         scored = score(
             self.model,
@@ -107,9 +109,29 @@ class Scorer:
             constraints=requests[0].constraints,
             num_threads=1,
         )
-        return [
+        answers = [
             self._answer(r, record, scored, i, with_reasons)
             for i, (r, record) in enumerate(zip(requests, records, strict=True))
+        ]
+        for answer, record, r in zip(answers, records, requests, strict=True):
+            if answer.verdict != "ship":  # say why, and what would make the order pay
+                self._add_alternatives(answer, record, costs, r)
+        return answers
+
+    def _add_alternatives(
+        self, answer: ScoreResponse, record: dict[str, Any], costs: SellerCosts, r: ScoreRequest
+    ) -> None:
+        if answer.verdict == "no_channel" and not any(c.eligible for c in answer.channels):
+            answer.verdict_reason = no_channel_reason(self.catalog, record)
+        elif answer.verdict == "do_not_ship_as_is":
+            answer.verdict_reason = (
+                "every option's expected profit is negative: shipping as is loses money"
+            )
+        if answer.verdict is None:
+            return
+        answer.alternatives = [
+            Alternative(**a.__dict__)
+            for a in alternatives(self.model, self.catalog, record, costs, r.constraints)
         ]
 
     def _answer(
@@ -123,7 +145,11 @@ class Scorer:
         warnings = self._warnings(record, request)
         ids = scored.ids_of(i)
         if not ids:
-            return self._empty(request, warnings, "no channel in the catalog accepts this shipment")
+            answer = self._empty(
+                request, warnings, "no channel in the catalog accepts this shipment"
+            )
+            answer.verdict = "no_channel"
+            return answer
         k = len(ids)
         table, decision = scored.table, scored.decision
         requested = {request.channel_id} | {c.channel_id for c in request.candidates or ()}
@@ -141,6 +167,7 @@ class Scorer:
         )
         expected = _nums(decision.expected_cost[i, :k])
         uninsured = _nums(decision.expected_cost_uninsured[i, :k])
+        profit = _nums(decision.expected_profit[i, :k])
         rows = []
         for j, cid in enumerate(ids):
             ch = self._channel(cid)
@@ -162,12 +189,15 @@ class Scorer:
                     "expected_cost_uninsured_usd": uninsured[j],
                     "transit_days": transit[j],
                     "tracking": TRACKING_NAMES[tracking[j]] if ch else None,
+                    "expected_profit_usd": profit[j],
                 }
             )
         channels = _CHANNEL_LIST.validate_python(rows)  # one pydantic-core call for all rows
         rec = int(decision.recommended[i])
         if rec < 0:
-            return self._empty(request, warnings, str(decision.reasons[i]), channels)
+            answer = self._empty(request, warnings, str(decision.reasons[i]), channels)
+            answer.verdict = "no_channel" if not any(eligible) else None
+            return answer
         cheap = int(decision.cheapest[i])
         best = channels[rec]
         recommendation = Recommendation(
@@ -179,6 +209,8 @@ class Scorer:
             expected_cost_usd=best.expected_cost_usd or 0.0,
             cheapest_channel_id=ids[cheap] if cheap >= 0 else None,
             saving_vs_cheapest_usd=_num(decision.saving_vs_cheapest_usd[i]),
+            expected_profit_usd=best.expected_profit_usd,
+            certainty_equivalent_usd=_num(decision.best_utility[i]),
         )
         reasons = []
         if with_reasons:
@@ -202,6 +234,7 @@ class Scorer:
             actions=[Action(**a) for a in actions],
             warnings=warnings,
             model=self.ref,
+            verdict=verdict(_num(decision.best_utility[i])),
         )
 
     def explain(self, record: Mapping[str, Any], channel_id: str, x: Any) -> list[Any]:
@@ -253,6 +286,14 @@ class Scorer:
             warnings=[*warnings, f"no recommendation: {reason}"],
             model=self.ref,
         )
+
+
+def _record(request: ScoreRequest) -> dict[str, Any]:
+    """The contract fields of a request, plus its optional sale value (cost side only)."""
+    record = {f: request.__dict__[f] for f in SHIPMENT_FIELDS}
+    if request.sale_value is not None:
+        record["sale_value"] = request.sale_value
+    return record
 
 
 def _settings_key(request: ScoreRequest) -> str:
