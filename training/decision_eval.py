@@ -189,3 +189,49 @@ def _segments(frame: pd.DataFrame, value_usd: np.ndarray, catalog: Catalog) -> d
 
 
 __all__ = ["NAIVE_RULES", "DecisionReport", "evaluate_decisions"]
+
+
+# -- honesty checks: the chosen cost terms at x0.5 and x1.5 -----------------------------------
+
+CHOSEN_TERMS: tuple[str, ...] = (
+    "goods_cost_ratio",
+    "unrecoverable_share",
+    "claim_paid_probability",
+    "duties_rate",
+    "untracked_claim_rate",
+    "defect_cost_usd",
+    "cancel_cost_usd",
+    "risk_tolerance_usd",
+    "liability_paid_probability",
+    "refused_returned_share",
+)
+"""Cost terms whose default is "chosen" (docs/policy.md); the last two are per-channel
+catalog columns (defaults by channel type), scaled channel by channel."""
+_CATALOG_TERMS = ("liability_paid_probability", "refused_returned_share")
+_AT_MOST_ONE = ("goods_cost_ratio", "unrecoverable_share", "claim_paid_probability")
+
+
+def scaled_costs(
+    costs: SellerCosts, catalog: Catalog, term: str, factor: float
+) -> tuple[SellerCosts, Catalog]:
+    """``costs`` and ``catalog`` with one chosen term multiplied by ``factor`` (probabilities
+    and shares capped at 1)."""
+    if term in _CATALOG_TERMS:
+        channels = []
+        for j, ch in enumerate(catalog.channels):
+            current = float(catalog.channel_column(term)[j])
+            channels.append(ch.model_copy(update={term: min(1.0, current * factor)}))
+        scaled = Catalog(tuple(channels), catalog.destinations, catalog.currencies, catalog.as_of)
+        return costs, scaled
+    value = getattr(costs, term) * factor
+    if term in _AT_MOST_ONE:
+        value = min(1.0, value)
+    return costs.model_copy(update={term: value}), catalog
+
+
+def model_probabilities(
+    model: RiskModel, catalog: Catalog, frame: pd.DataFrame
+) -> dict[str, np.ndarray]:
+    """The model's (n, C) probabilities on every eligible pair, by the one scoring path (so
+    several cost settings can be evaluated on one model call)."""
+    return score(model, catalog, frame, SellerCosts(), num_threads=0).probs
