@@ -84,6 +84,14 @@ ChannelScore = create_model(
         float | None,
         Field(None, description="margin on the sale minus expected_cost_usd (docs/policy.md)"),
     ),
+    certainty_equivalent_usd=(
+        float | None,
+        Field(
+            None,
+            description="the profit the seller values this channel at, given its risk "
+            "tolerance; the recommendation is the allowed channel where it is highest",
+        ),
+    ),
 )
 
 Recommendation = create_model(

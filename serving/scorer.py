@@ -168,6 +168,7 @@ class Scorer:
         expected = _nums(decision.expected_cost[i, :k])
         uninsured = _nums(decision.expected_cost_uninsured[i, :k])
         profit = _nums(decision.expected_profit[i, :k])
+        certain = _nums(decision.utility[i, :k])
         rows = []
         for j, cid in enumerate(ids):
             ch = self._channel(cid)
@@ -190,6 +191,7 @@ class Scorer:
                     "transit_days": transit[j],
                     "tracking": TRACKING_NAMES[tracking[j]] if ch else None,
                     "expected_profit_usd": profit[j],
+                    "certainty_equivalent_usd": certain[j],
                 }
             )
         channels = _CHANNEL_LIST.validate_python(rows)  # one pydantic-core call for all rows
