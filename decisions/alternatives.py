@@ -10,7 +10,7 @@ policy), so an alternative's figure is what the same policy expects for that ord
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,34 +95,38 @@ def no_channel_reason(catalog: Catalog, record: Mapping[str, Any]) -> str:
 def alternatives(
     model: RiskModel,
     catalog: Catalog,
-    record: Mapping[str, Any],
+    records: Sequence[Mapping[str, Any]],
     costs: SellerCosts,
     constraints: Constraints | None = None,
-) -> list[Alternative]:
-    """The changes that apply to ``record``, each scored, plus declining the order; the
-    best expected profit first (declining after a change of equal profit)."""
-    from shiprisk.decisions.scoring import score  # scoring imports this module's callers
+) -> list[list[Alternative]]:
+    """Per record: the changes that apply, each scored, plus declining the order, best
+    expected profit first (declining after a change of equal profit). Every changed order of
+    every record goes through ONE call of the scoring path (one model call)."""
+    from shiprisk.decisions.scoring import score  # scoring is this module's caller's path
 
-    changed = [
-        (code, text, {**record, field: value})
+    changed: list[tuple[int, str, str, dict[str, Any]]] = [
+        (i, code, text, {**record, field: value})
+        for i, record in enumerate(records)
         for code, field, value, text in CHANGES
         if record.get(field) != value or code == "confirm_with_buyer"  # always worth asking
     ]
-    out: list[Alternative] = []
+    out: list[list[Alternative]] = [[] for _ in records]
     if changed:
-        scored = score(model, catalog, [r for _, _, r in changed], costs, constraints=constraints)
+        scored = score(model, catalog, [r for *_, r in changed], costs, constraints=constraints)
         d = scored.decision
-        for i, (code, text, _) in enumerate(changed):
-            rec = int(d.recommended[i])
-            profit = float(d.expected_profit[i, rec]) if rec >= 0 else None
-            channel = str(scored.channel_ids[i, rec]) if rec >= 0 else None
-            out.append(Alternative(code, text, profit, channel))
-    out.append(
-        Alternative(
-            "decline",
-            "Decline (cancel) the order: a seller cancellation is a marketplace defect.",
-            -float(costs.cancel_cost_usd),
-        )
+        for row, (i, code, text, _) in enumerate(changed):
+            rec = int(d.recommended[row])
+            profit = float(d.expected_profit[row, rec]) if rec >= 0 else None
+            channel = str(scored.channel_ids[row, rec]) if rec >= 0 else None
+            out[i].append(Alternative(code, text, profit, channel))
+    decline = Alternative(
+        "decline",
+        "Decline (cancel) the order: a seller cancellation is a marketplace defect.",
+        -float(costs.cancel_cost_usd),
     )
-    out.sort(key=lambda a: np.inf if a.expected_profit_usd is None else -a.expected_profit_usd)
+    for options in out:
+        options.append(decline)
+        options.sort(
+            key=lambda a: np.inf if a.expected_profit_usd is None else -a.expected_profit_usd
+        )
     return out

@@ -113,13 +113,22 @@ class Scorer:
             self._answer(r, record, scored, i, with_reasons)
             for i, (r, record) in enumerate(zip(requests, records, strict=True))
         ]
-        for answer, record, r in zip(answers, records, requests, strict=True):
-            if answer.verdict != "ship":  # say why, and what would make the order pay
-                self._add_alternatives(answer, record, costs, r)
+        # Say why, and what would make the order pay: one more scoring-path call per group.
+        pending = [i for i, answer in enumerate(answers) if answer.verdict not in (None, "ship")]
+        if pending:
+            options = alternatives(
+                self.model,
+                self.catalog,
+                [records[i] for i in pending],
+                costs,
+                requests[0].constraints,
+            )
+            for i, found in zip(pending, options, strict=True):
+                self._explain_verdict(answers[i], records[i], found)
         return answers
 
-    def _add_alternatives(
-        self, answer: ScoreResponse, record: dict[str, Any], costs: SellerCosts, r: ScoreRequest
+    def _explain_verdict(
+        self, answer: ScoreResponse, record: dict[str, Any], found: list[Any]
     ) -> None:
         if answer.verdict == "no_channel" and not any(c.eligible for c in answer.channels):
             answer.verdict_reason = no_channel_reason(self.catalog, record)
@@ -127,12 +136,7 @@ class Scorer:
             answer.verdict_reason = (
                 "every option's expected profit is negative: shipping as is loses money"
             )
-        if answer.verdict is None:
-            return
-        answer.alternatives = [
-            Alternative(**a.__dict__)
-            for a in alternatives(self.model, self.catalog, record, costs, r.constraints)
-        ]
+        answer.alternatives = [Alternative(**a.__dict__) for a in found]
 
     def _answer(
         self,
