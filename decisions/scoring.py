@@ -31,6 +31,7 @@ from shiprisk.decisions.candidates import (
     candidates_for_shipment,
     quote_arrays,
     shipment_arrays,
+    shipment_terms,
 )
 from shiprisk.decisions.costs import Constraints, SellerCosts
 from shiprisk.decisions.policy import Decision, decide
@@ -109,7 +110,9 @@ def _score_frame(
 ) -> Scored:
     ids = np.asarray(catalog.channel_ids, dtype=object)
     n, k = len(frame), len(ids)
-    table = build_candidates(catalog, **shipment_arrays(catalog, frame), costs=costs)
+    arrays = shipment_arrays(catalog, frame)
+    arrays.update(shipment_terms(catalog, frame, arrays["value_usd"]))
+    table = build_candidates(catalog, **arrays, costs=costs)
     wanted = table.eligible.copy()
     unknown = np.empty(0, dtype=np.int64)
     if chosen is not None:
@@ -162,6 +165,7 @@ def _score_records(
             table, ids = candidates_for_shipment(catalog, records[0], costs, entries)
         return _score_one(model, catalog, records[0], table, ids, costs, constraints, num_threads)
     arrays = shipment_arrays(catalog, records)
+    terms = shipment_terms(catalog, records, arrays["value_usd"])
     every = None
     if any(c is None for c in listed):  # (n, C): who is eligible
         every = build_candidates(catalog, **arrays, costs=costs)
@@ -183,7 +187,7 @@ def _score_records(
         dtype=np.int64,
     ).reshape(n, width)
     quotes = quote_arrays(listed, width)
-    table = build_candidates(catalog, **arrays, channel_index=index, costs=costs, **quotes)
+    table = build_candidates(catalog, **arrays, **terms, channel_index=index, costs=costs, **quotes)
     probs = {o: np.full((n, width), np.nan) for o in EVENT_KEYS}
     if width:  # every (shipment, listed channel) pair in one model call
         rows, cols = np.nonzero(channel_ids != "")

@@ -20,6 +20,7 @@ from shiprisk.data.catalogs import TRACKING_NAMES, Catalog, load_catalog
 from shiprisk.data.contract import SHIPMENT_FIELDS
 from shiprisk.data.outcomes import EVENTS
 from shiprisk.decisions.actions import mitigations
+from shiprisk.decisions.alternatives import alternatives, no_channel_reason, verdict
 from shiprisk.decisions.candidates import ineligibility_reasons
 from shiprisk.decisions.costs import SellerCosts, cents, resolve_costs
 from shiprisk.decisions.policy import blocked_reasons
@@ -29,6 +30,7 @@ from shiprisk.serving import explain as explain_mod
 from shiprisk.serving.notices import no_recommendation_warning, shipment_warnings
 from shiprisk.serving.schemas import (
     Action,
+    Alternative,
     ChannelScore,
     ModelRef,
     Reason,
@@ -96,7 +98,7 @@ class Scorer:
         return out  # type: ignore[return-value]
 
     def _score_group(self, requests: list[ScoreRequest], with_reasons: bool) -> list[ScoreResponse]:
-        records = [{f: r.__dict__[f] for f in SHIPMENT_FIELDS} for r in requests]
+        records = [_record(r) for r in requests]
         costs = resolve_costs(self.costs, requests[0].costs)
         scored = score(
             self.model,
@@ -108,10 +110,34 @@ class Scorer:
             constraints=requests[0].constraints,
             num_threads=1,
         )
-        return [
+        answers = [
             self._answer(r, record, scored, i, with_reasons)
             for i, (r, record) in enumerate(zip(requests, records, strict=True))
         ]
+        # Say why, and what would make the order pay: one more scoring-path call per group.
+        pending = [i for i, answer in enumerate(answers) if answer.verdict not in (None, "ship")]
+        if pending:
+            options = alternatives(
+                self.model,
+                self.catalog,
+                [records[i] for i in pending],
+                costs,
+                requests[0].constraints,
+            )
+            for i, found in zip(pending, options, strict=True):
+                self._explain_verdict(answers[i], records[i], found)
+        return answers
+
+    def _explain_verdict(
+        self, answer: ScoreResponse, record: dict[str, Any], found: list[Any]
+    ) -> None:
+        if answer.verdict == "no_channel" and not any(c.eligible for c in answer.channels):
+            answer.verdict_reason = no_channel_reason(self.catalog, record)
+        elif answer.verdict == "do_not_ship_as_is":
+            answer.verdict_reason = (
+                "every option's expected profit is negative: shipping as is loses money"
+            )
+        answer.alternatives = [Alternative(**a.__dict__) for a in found]
 
     def _answer(
         self,
@@ -124,7 +150,11 @@ class Scorer:
         warnings = self._warnings(record, request)
         ids = scored.ids_of(i)
         if not ids:
-            return self._empty(request, warnings, "no channel in the catalog accepts this shipment")
+            answer = self._empty(
+                request, warnings, "no channel in the catalog accepts this shipment"
+            )
+            answer.verdict = "no_channel"
+            return answer
         k = len(ids)
         table, decision = scored.table, scored.decision
         requested = {request.channel_id} | {c.channel_id for c in request.candidates or ()}
@@ -142,6 +172,8 @@ class Scorer:
         )
         expected = _nums(decision.expected_cost[i, :k])
         uninsured = _nums(decision.expected_cost_uninsured[i, :k])
+        profit = _nums(decision.expected_profit[i, :k])
+        certain = _nums(decision.utility[i, :k])
         rows = []
         for j, cid in enumerate(ids):
             ch = self._channel(cid)
@@ -163,12 +195,16 @@ class Scorer:
                     "expected_cost_uninsured_usd": uninsured[j],
                     "transit_days": transit[j],
                     "tracking": TRACKING_NAMES[tracking[j]] if ch else None,
+                    "expected_profit_usd": profit[j],
+                    "certainty_equivalent_usd": certain[j],
                 }
             )
         channels = _CHANNEL_LIST.validate_python(rows)  # one pydantic-core call for all rows
         rec = int(decision.recommended[i])
         if rec < 0:
-            return self._empty(request, warnings, str(decision.reasons[i]), channels)
+            answer = self._empty(request, warnings, str(decision.reasons[i]), channels)
+            answer.verdict = "no_channel" if not any(eligible) else None
+            return answer
         cheap = int(decision.cheapest[i])
         best = channels[rec]
         recommendation = Recommendation(
@@ -180,6 +216,8 @@ class Scorer:
             expected_cost_usd=best.expected_cost_usd or 0.0,
             cheapest_channel_id=ids[cheap] if cheap >= 0 else None,
             saving_vs_cheapest_usd=_saving(channels, cheap, best.expected_cost_usd),
+            expected_profit_usd=best.expected_profit_usd,
+            certainty_equivalent_usd=_num(decision.best_utility[i]),
         )
         reasons = []
         if with_reasons:
@@ -203,6 +241,7 @@ class Scorer:
             actions=[Action(**a) for a in actions],
             warnings=warnings,
             model=self.ref,
+            verdict=verdict(_num(decision.best_utility[i])),
         )
 
     def explain(self, record: Mapping[str, Any], channel_id: str, x: Any) -> list[Any]:
@@ -239,6 +278,14 @@ class Scorer:
         )
 
 
+def _record(request: ScoreRequest) -> dict[str, Any]:
+    """The contract fields of a request, plus its optional sale value (cost side only)."""
+    record = {f: request.__dict__[f] for f in SHIPMENT_FIELDS}
+    if request.sale_value is not None:
+        record["sale_value"] = request.sale_value
+    return record
+
+
 def _settings_key(request: ScoreRequest) -> str:
     """Requests with equal cost overrides and constraints are decided together."""
     costs = request.costs.model_dump_json(exclude_unset=True) if request.costs else ""
@@ -251,6 +298,12 @@ def _saving(channels: list[Any], cheap: int, best: float | None) -> float | None
     shown (so the answer adds up to the cent); the decision was taken on exact costs."""
     other = channels[cheap].expected_cost_usd if cheap >= 0 else None
     return None if other is None or best is None else cents(other - best)
+
+
+def _num(value: Any) -> float | None:
+    """JSON-safe float: NaN/inf (not applicable) become null."""
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def _nums(values: Any) -> list[float | None]:
