@@ -71,11 +71,19 @@ class Alternative:
     channel_id: str | None = None
 
 
+def verdicts(best_utility: np.ndarray) -> np.ndarray:
+    """Per shipment, from its recommendation's certainty-equivalent profit (NaN = none):
+    ``ship`` (>= 0), ``do_not_ship_as_is`` (< 0) or ``no_channel``."""
+    best = np.asarray(best_utility, dtype=float)
+    out = np.full(best.shape, "no_channel", dtype=object)
+    finite = np.isfinite(best)
+    out[finite] = np.where(best[finite] >= 0, "ship", "do_not_ship_as_is")
+    return out
+
+
 def verdict(ship_utility: float | None) -> str:
-    """The verdict of one shipment from its recommendation's certainty-equivalent profit."""
-    if ship_utility is None or not np.isfinite(ship_utility):
-        return "no_channel"
-    return "ship" if ship_utility >= 0 else "do_not_ship_as_is"
+    """The verdict of one shipment (:func:`verdicts` of one)."""
+    return str(verdicts(np.array([np.nan if ship_utility is None else ship_utility]))[0])
 
 
 def no_channel_reason(catalog: Catalog, record: Mapping[str, Any]) -> str:

@@ -51,6 +51,12 @@ Output columns (stable order and types; nulls where a value does not apply)::
                                            recommendation: the chosen channel is unknown,
                                            does not accept the shipment, or breaks the
                                            seller's constraints
+    expected_profit_usd            double  margin on the sale minus expected_cost_usd on the
+                                           chosen channel (docs/policy.md; null: not priced)
+    recommended_expected_profit_usd double the same on the recommended channel
+    verdict                        string  as /score's: ship, do_not_ship_as_is (every option
+                                           loses money) or no_channel; /score lists the
+                                           alternatives (prepayment, confirm, DDP, decline)
     reasons, actions               string  only with ``explain``: JSON lists shaped like
                                            /score's ``reasons`` and ``actions``
 

@@ -22,7 +22,8 @@ from shiprisk.data.contract import (
 )
 from shiprisk.data.outcomes import EVENT_KEYS, PROBABILITIES
 from shiprisk.data.validation import DUPLICATE_ID, validate_frame
-from shiprisk.decisions.costs import Constraints, SellerCosts
+from shiprisk.decisions.alternatives import verdicts
+from shiprisk.decisions.costs import Constraints, SellerCosts, cents
 from shiprisk.decisions.scoring import score
 from shiprisk.serving.batch_notes import RowNotes
 
@@ -37,6 +38,8 @@ MONEY_COLUMNS: tuple[str, ...] = (
     "recommended_price_usd",
     "recommended_expected_cost_usd",
     "saving_usd",
+    "expected_profit_usd",
+    "recommended_expected_profit_usd",
 )
 """USD columns, rounded to the cent in every output."""
 EXPLAIN_COLUMNS: tuple[str, ...] = ("reasons", "actions")
@@ -69,6 +72,10 @@ OUTPUT_SCHEMA = pa.schema(
         ("destination_country", pa.string()),
         ("warnings", pa.string()),
         ("no_saving_reason", pa.string()),
+        # Added with the cost model of issue 16 ("Decisions I"): appended.
+        ("expected_profit_usd", pa.float64()),
+        ("recommended_expected_profit_usd", pa.float64()),
+        ("verdict", pa.string()),
     ]
 )
 OUTPUT_COLUMNS: tuple[str, ...] = tuple(OUTPUT_SCHEMA.names)
@@ -256,6 +263,9 @@ class ChunkScorer:
             "recommended_expected_cost_usd": rec_expected,
             "saving_usd": np.where(comparable, cents(expected - rec_expected), np.nan),
             "no_recommendation_reason": np.where(has_rec, None, d.reasons),
+            "expected_profit_usd": cents(at_chosen(d.expected_profit)),
+            "recommended_expected_profit_usd": cents(at_rec(d.expected_profit)),
+            "verdict": verdicts(d.best_utility),
         }
         notes = self.notes.for_rows(frame, chosen_ids, scored, chosen, has_rec, self.explain)
         values.update(notes)
@@ -273,11 +283,6 @@ class ChunkScorer:
         result.no_recommendation = int((~has_rec).sum())
         saving = values["saving_usd"]
         result.saving_usd = float(np.nansum(saving)) if m else 0.0
-
-
-def cents(values: np.ndarray) -> np.ndarray:
-    """Money to the cent (NaN stays NaN)."""
-    return np.round(np.asarray(values, dtype=float), 2)
 
 
 def _empty_output(n: int, schema: pa.Schema) -> dict[str, Any]:

@@ -94,6 +94,9 @@ def test_batch_warnings_equal_online_and_the_run_ends_with_a_summary(
         warned += bool(batch)
         rec = online["recommendation"]
         assert scored["recommended_channel_id"] == (rec["channel_id"] if rec else None)
+        assert scored["verdict"] == online["verdict"], row["shipment_id"]
+        if rec is not None:  # the same profit, to the cent
+            assert scored["recommended_expected_profit_usd"] == rec["expected_profit_usd"]
     assert warned >= 2
     unknown = scores.set_index("shipment_id")
     assert "ZZ is not in the destination catalog" in unknown.loc["SH-X1", "warnings"]
