@@ -41,6 +41,13 @@ Output columns (stable order and types; nulls where a value does not apply)::
                                            negative only if the chosen channel is not
                                            eligible or breaks the seller's constraints
     no_recommendation_reason       string  why there is no recommendation (null otherwise)
+    support                        int64   training shipments the model saw in the chosen
+                                           channel's cell (channel x declared-value band x
+                                           destination risk tier; null: none recorded)
+    uncertain                      bool    support below SHIPRISK_SUPPORT_MIN: an uncertain
+                                           estimate
+    recommended_support            int64   the same for the recommended channel
+    recommended_uncertain          bool    the recommendation rests on an uncertain estimate
 
 Error rows: every problem :func:`~shiprisk.data.validation.validate_frame` finds (schema
 ``open``), a ``shipment_id`` already seen earlier in the input (in any chunk: the first

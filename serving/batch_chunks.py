@@ -27,6 +27,7 @@ from shiprisk.decisions.candidates import (
 )
 from shiprisk.decisions.costs import Constraints, SellerCosts
 from shiprisk.decisions.scoring import score
+from shiprisk.settings import get_settings
 
 if TYPE_CHECKING:  # LightGBM is imported only where a model is loaded (see _init_worker)
     from shiprisk.models.risk_model import RiskModel
@@ -54,9 +55,15 @@ OUTPUT_SCHEMA = pa.schema(
         ("recommended_expected_cost_usd", pa.float64()),
         ("saving_usd", pa.float64()),
         ("no_recommendation_reason", pa.string()),
+        ("support", pa.int64()),
+        ("uncertain", pa.bool_()),
+        ("recommended_support", pa.int64()),
+        ("recommended_uncertain", pa.bool_()),
     ]
 )
 OUTPUT_COLUMNS: tuple[str, ...] = tuple(OUTPUT_SCHEMA.names)
+REC_BOOLS = ("recommended_insure", "recommended_uncertain")
+SUPPORT_COLUMNS = ("support", "recommended_support")
 SCORED, ERROR = "scored", "error"
 NOT_UTF8_REASON = (
     "holds a byte that is not UTF-8 (text in another encoding, e.g. Latin-1): "
@@ -117,6 +124,7 @@ class ChunkScorer:
         self.catalog = catalog or load_catalog()
         self.channel_ids = np.asarray(self.catalog.channel_ids, dtype=object)
         self.channel_index = pd.Index(self.channel_ids)
+        self.support_min = get_settings().support_min
 
     def __call__(self, chunk: Chunk) -> ChunkResult:
         df = chunk.frame
@@ -200,6 +208,10 @@ class ChunkScorer:
             return np.where(has_rec, a[r, rc], np.nan)
 
         expected = d.expected_cost[r, chosen]
+        support = self.model.support_of(
+            scored.channel_ids, cands.value_usd, frame["destination_country"].tolist()
+        )
+        low = (support >= 0) & (support < self.support_min)
         rec_expected = at_rec(d.expected_cost)
         values: dict[str, Any] = {
             "chosen_eligible": cands.eligible[r, chosen],
@@ -215,6 +227,10 @@ class ChunkScorer:
             "recommended_expected_cost_usd": rec_expected,
             "saving_usd": expected - rec_expected,
             "no_recommendation_reason": np.where(has_rec, None, d.reasons),
+            "support": support[r, chosen],
+            "uncertain": low[r, chosen],
+            "recommended_support": np.where(has_rec, support[r, rc], -1),
+            "recommended_uncertain": low[r, rc],
         }
         for name, value in values.items():
             out[name][at] = value
@@ -231,6 +247,8 @@ def _empty_output(n: int) -> dict[str, Any]:
             out[f.name] = np.full(n, np.nan)
         elif pa.types.is_boolean(f.type):
             out[f.name] = np.zeros(n, dtype=bool)
+        elif f.name in SUPPORT_COLUMNS:
+            out[f.name] = np.full(n, -1, dtype=np.int64)
         elif pa.types.is_integer(f.type):
             out[f.name] = np.zeros(n, dtype=np.int64)
         else:
@@ -244,8 +262,10 @@ def _to_batch(out: dict[str, Any]) -> pa.RecordBatch:
     for f in OUTPUT_SCHEMA:
         value = out[f.name]
         if pa.types.is_boolean(f.type):
-            valid = out["_has_rec"] if f.name == "recommended_insure" else out["_scored"]
+            valid = out["_has_rec"] if f.name in REC_BOOLS else out["_scored"]
             arrays.append(pa.array(value, type=f.type, mask=~valid))
+        elif f.name in SUPPORT_COLUMNS:  # -1: no count (not scored, or none recorded)
+            arrays.append(pa.array(value, type=f.type, mask=value < 0))
         elif pa.types.is_floating(f.type):
             arrays.append(pa.array(value, type=f.type, from_pandas=True))
         else:

@@ -71,6 +71,23 @@ ChannelScore = create_model(
     expected_cost_uninsured_usd=(float | None, None),
     transit_days=(float | None, None),
     tracking=(Tracking | None, None),
+    support=(
+        int | None,
+        Field(
+            default=None,
+            description="training shipments the model saw in this channel's cell (same "
+            "channel, declared-value band and destination risk tier); null: the model "
+            "records no counts",
+        ),
+    ),
+    uncertain=(
+        bool,
+        Field(
+            default=False,
+            description="the estimate rests on fewer comparable training shipments than "
+            "the service's threshold (SHIPRISK_SUPPORT_MIN): treat its risks with care",
+        ),
+    ),
 )
 
 Recommendation = create_model(
@@ -86,6 +103,18 @@ Recommendation = create_model(
         float | None,
         Field(
             description="expected cost of the cheapest eligible channel minus the recommendation's"
+        ),
+    ),
+    support=(
+        int | None,
+        Field(default=None, description="the recommended channel's support (see ChannelScore)"),
+    ),
+    uncertain=(
+        bool,
+        Field(
+            default=False,
+            description="the recommendation rests on an uncertain estimate: the recommended "
+            "channel's (see ChannelScore.uncertain); a warning says which",
         ),
     ),
 )

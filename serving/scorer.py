@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import TypeAdapter
 
 from shiprisk.data.catalogs import TRACKING_NAMES, Catalog, load_catalog
@@ -25,6 +26,7 @@ from shiprisk.decisions.costs import SellerCosts, resolve_costs
 from shiprisk.decisions.policy import blocked_reasons
 from shiprisk.decisions.scoring import Scored, score
 from shiprisk.models.risk_model import RiskModel
+from shiprisk.models.support import VALUE_BANDS, value_band
 from shiprisk.serving import explain as explain_mod
 from shiprisk.serving.schemas import (
     Action,
@@ -49,6 +51,13 @@ class Scorer:
     ref: ModelRef
     catalog: Catalog
     costs: SellerCosts
+    support_min: int | None = None
+    """Fewer training shipments in a channel's cell: the answer is flagged uncertain
+    (default: ``settings.support_min``)."""
+
+    def __post_init__(self) -> None:
+        if self.support_min is None:
+            self.support_min = get_settings().support_min
 
     @classmethod
     def from_directory(
@@ -140,6 +149,9 @@ class Scorer:
             _nums(a[i, :k]) for a in (table.price_usd, table.premium_usd, table.transit_days)
         )
         expected = _nums(decision.expected_cost[i, :k])
+        country = [record["destination_country"]]
+        at_i = table.value_usd[i : i + 1]
+        support = self.model.support_of(np.array([ids], dtype=object), at_i, country)[0].tolist()
         uninsured = _nums(decision.expected_cost_uninsured[i, :k])
         rows = []
         for j, cid in enumerate(ids):
@@ -162,6 +174,8 @@ class Scorer:
                     "expected_cost_uninsured_usd": uninsured[j],
                     "transit_days": transit[j],
                     "tracking": TRACKING_NAMES[tracking[j]] if ch else None,
+                    "support": support[j] if support[j] >= 0 else None,
+                    "uncertain": 0 <= support[j] < self.support_min,
                 }
             )
         channels = _CHANNEL_LIST.validate_python(rows)  # one pydantic-core call for all rows
@@ -179,7 +193,11 @@ class Scorer:
             expected_cost_usd=best.expected_cost_usd or 0.0,
             cheapest_channel_id=ids[cheap] if cheap >= 0 else None,
             saving_vs_cheapest_usd=_num(decision.saving_vs_cheapest_usd[i]),
+            support=best.support,
+            uncertain=best.uncertain,
         )
+        if best.uncertain:
+            warnings.append(self._uncertain_warning(best, float(table.value_usd[i]), record))
         reasons = []
         if with_reasons:
             x = (
@@ -187,7 +205,11 @@ class Scorer:
                 if scored.X is not None
                 else self.model.featurizer.encode_channels(record, [best.channel_id])[0]
             )
-            reasons = [Reason(**r.__dict__) for r in self.explain(record, best.channel_id, x)]
+            found = [
+                *explain_mod.channel_comparison(channels, rec, cheap),
+                *self.explain(record, best.channel_id, x),
+            ]
+            reasons = [Reason(**r.__dict__) for r in found]
         actions = mitigations(
             record,
             destination=self.catalog.destination_by_country.get(record["destination_country"]),
@@ -209,6 +231,20 @@ class Scorer:
         return explain_mod.explain(self.model, {**record, "channel_id": channel_id}, x)
 
     # -- helpers ------------------------------------------------------------------------------
+    def _uncertain_warning(self, best: Any, value_usd: float, record: Mapping[str, Any]) -> str:
+        tier = int(
+            self.model.featurizer.destination_attribute(
+                "risk_tier", [record["destination_country"]]
+            )[0]
+        )
+        band = VALUE_BANDS[int(value_band(value_usd))]
+        return (
+            f"the recommendation rests on an uncertain estimate: the model saw only "
+            f"{best.support} training shipments on {best.channel_id} with a declared value of "
+            f"{band} USD to a risk tier-{tier} destination (fewer than {self.support_min}); "
+            "its loss and rejection risks there are extrapolated from other channels and values"
+        )
+
     def _channel(self, channel_id: str) -> Any:
         index = self.catalog.channel_index.get(channel_id)
         return None if index is None else self.catalog.channels[index]

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         default=False,
         description="ask for the API key on /metrics too (it holds no request values either way)",
     )
+    support_min: int = Field(
+        default=500,
+        ge=0,
+        description="a channel's answer rests on fewer training shipments than this in its "
+        "cell (channel x declared-value band x destination risk tier): flagged uncertain",
+    )
     api_key: SecretStr | None = Field(default=None, description="require this key if set")
     api_key_file: Path | None = Field(default=None, description="file holding the API key")
 

@@ -1,0 +1,104 @@
+"""Calibration on counterfactual channels (issue 17, acceptance 1).
+
+Trains the risk model exactly as ``shiprisk train`` does (same config, same time split) on a
+simulated history of the main job's size drawn with a seed no test or other benchmark uses,
+then scores FRESH shipments (another unused seed) on every eligible channel through the one
+scoring path and compares, per channel x declared-value band, the mean predicted with the
+mean TRUE probability (the simulator's physics prices every channel). Each cell carries the
+training slice's event counts. Target: every cell with >= 50 training events of an outcome
+has a ratio within [0.85, 1.15] for that outcome.
+
+    uv run --frozen python benchmarks/counterfactual_calibration.py [--rows N] [--label after]
+
+Writes ``benchmarks/results/counterfactual_calibration_<label>.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import common
+
+TRAIN_SEED = 90_101
+FRESH_SEED = 90_102
+FRESH_ROWS = 60_000
+MIN_EVENTS = 50
+LOW, HIGH = 0.85, 1.15
+COLUMNS = (
+    *("pairs", "shipments", "loss_events", "pred_loss", "true_loss", "ratio_loss"),
+    *("reject_events", "pred_reject", "true_reject", "ratio_reject"),
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=None, help="training draw (main job's size)")
+    parser.add_argument("--fresh", type=int, default=FRESH_ROWS)
+    parser.add_argument("--label", default="current")
+    args = parser.parse_args()
+    common.configure_env()
+    from shiprisk.data.simulator import simulate
+    from shiprisk.models.risk_model import RiskModel
+    from shiprisk.settings import get_settings
+    from shiprisk.training.config import load_config
+    from shiprisk.training.counterfactual import calibration_table, out_of_band
+    from shiprisk.training.train import load_training_frame, time_split
+
+    rows = args.rows or get_settings().default_rows
+    started = time.time()
+    common.log(f"simulating {rows} training rows (seed {TRAIN_SEED})")
+    frame, _ = load_training_frame(simulate(rows, TRAIN_SEED))
+    config = load_config()
+    splits = time_split(frame, config)
+    common.log("training")
+    model = RiskModel.fit(
+        splits.train,
+        splits.calibration,
+        config.lightgbm,
+        early_stopping_share=config.early_stopping_share,
+    )
+    common.log(f"scoring {args.fresh} fresh shipments (seed {FRESH_SEED}) on every channel")
+    fresh = simulate(args.fresh, FRESH_SEED)
+    table = calibration_table(model, splits.train, fresh)
+    bad = out_of_band(table, MIN_EVENTS, LOW, HIGH)
+    shown = table[list(COLUMNS)].round(4)
+    text = shown.to_string()
+    print(text)
+    print(f"\ncells with >= {MIN_EVENTS} events outside [{LOW}, {HIGH}]: {len(bad)}")
+    for line in bad:
+        print("  " + line)
+    machine = common.machine_info()
+    summary = {
+        "label": args.label,
+        "train_rows": rows,
+        "train_slice_rows": len(splits.train),
+        "train_seed": TRAIN_SEED,
+        "fresh_rows": args.fresh,
+        "fresh_seed": FRESH_SEED,
+        "min_events": MIN_EVENTS,
+        "band": [LOW, HIGH],
+        "out_of_band": bad,
+        "seconds": round(time.time() - started, 1),
+        "machine": machine,
+        "table": shown.reset_index().to_dict("records"),
+    }
+    out = common.RESULTS / f"counterfactual_calibration_{args.label}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=1, default=str))
+    md = shown.reset_index().to_markdown(index=False) if _has_tabulate() else text
+    out.with_suffix(".md").write_text(md + "\n")
+    common.log(f"done in {summary['seconds']} s; wrote {out}.json")
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    main()

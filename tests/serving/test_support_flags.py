@@ -1,0 +1,106 @@
+"""Stated support: an answer resting on few comparable training shipments says so, in the
+in-process scorer, over HTTP (the real session server) and in the batch output."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from shiprisk.data.catalogs import load_catalog
+from shiprisk.data.contract import OPEN_FIELDS, example_request
+from shiprisk.serving.batch import score_open
+from shiprisk.serving.schemas import ScoreRequest
+
+VALUE = 12.0  # the "<25" band: cheap parcels, common on postal lines, rare on express
+
+
+def _body(**changes) -> dict:
+    return {**example_request(), "declared_value": VALUE, "currency": "USD", **changes}
+
+
+def _counts(model, body: dict) -> dict[str, int]:
+    """Each channel's count, read straight from the model's stored cells."""
+    tier = next(
+        d.risk_tier for d in load_catalog().destinations if d.country == body["destination_country"]
+    )
+    return {
+        cid: model.support.get(f"{cid}|<25|tier{tier}", 0) for cid in load_catalog().channel_ids
+    }
+
+
+def test_rare_cells_are_flagged_and_common_ones_are_not(scorer, champion_model) -> None:
+    body = _body()
+    answer = scorer.score(ScoreRequest.model_validate(body))
+    counts = _counts(champion_model, body)
+    for c in answer.channels:
+        assert c.support == counts[c.channel_id]
+        assert c.uncertain == (counts[c.channel_id] < scorer.support_min)
+    flags = {c.uncertain for c in answer.channels}
+    assert flags == {True, False}, [(c.channel_id, c.support) for c in answer.channels]
+    rec = answer.recommendation
+    best = next(c for c in answer.channels if c.channel_id == rec.channel_id)
+    assert (rec.support, rec.uncertain) == (best.support, best.uncertain)
+
+
+def test_a_recommendation_on_an_uncertain_estimate_says_so(scorer, champion_model) -> None:
+    answer = scorer.score(ScoreRequest.model_validate(_body()))
+    rare = min(answer.channels, key=lambda c: c.support)
+    common = max(answer.channels, key=lambda c: c.support)
+    assert rare.support < scorer.support_min <= common.support
+
+    on_rare = scorer.score(
+        ScoreRequest.model_validate(_body(candidates=[{"channel_id": rare.channel_id}]))
+    )
+    assert on_rare.recommendation.channel_id == rare.channel_id
+    assert on_rare.recommendation.uncertain and on_rare.recommendation.support == rare.support
+    warning = [w for w in on_rare.warnings if "uncertain estimate" in w]
+    assert len(warning) == 1 and f"only {rare.support} training shipments" in warning[0]
+
+    on_common = scorer.score(
+        ScoreRequest.model_validate(_body(candidates=[{"channel_id": common.channel_id}]))
+    )
+    assert not on_common.recommendation.uncertain
+    assert not [w for w in on_common.warnings if "uncertain estimate" in w]
+
+
+def test_the_server_states_support_like_the_scorer(api, scorer) -> None:
+    body = _body()
+    answer = api.post("/score", json=body)
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    local = scorer.score(ScoreRequest.model_validate(body))
+    assert [(c["channel_id"], c["support"], c["uncertain"]) for c in data["channels"]] == [
+        (c.channel_id, c.support, c.uncertain) for c in local.channels
+    ]
+    assert any(c["uncertain"] for c in data["channels"])
+    rec = data["recommendation"]
+    assert (rec["support"], rec["uncertain"]) == (
+        local.recommendation.support,
+        local.recommendation.uncertain,
+    )
+
+
+def test_batch_rows_carry_support_of_the_chosen_and_recommended_channel(
+    sim_frame, champion_model, scorer, tmp_path
+) -> None:
+    frame = sim_frame.loc[:, list(OPEN_FIELDS)].head(300).reset_index(drop=True)
+    frame.to_parquet(tmp_path / "open.parquet", index=False)
+    model_dir = champion_model.save(tmp_path / "model")
+    score_open(
+        tmp_path / "open.parquet",
+        tmp_path / "out.parquet",
+        model=model_dir,
+        workers=1,
+        progress=False,
+    )
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert (out["status"] == "scored").all()
+    catalog = load_catalog()
+    value = frame["declared_value"].to_numpy() * catalog.usd_rate(frame["currency"].to_numpy())
+    countries = frame["destination_country"].tolist()
+    chosen = champion_model.support_of(frame[["channel_id"]].to_numpy(), value, countries)[:, 0]
+    assert out["support"].tolist() == chosen.tolist()
+    assert out["uncertain"].tolist() == (chosen < scorer.support_min).tolist()
+    rec = champion_model.support_of(out[["recommended_channel_id"]].to_numpy(), value, countries)
+    assert out["recommended_support"].tolist() == rec[:, 0].tolist()
+    assert out["recommended_uncertain"].tolist() == (rec[:, 0] < scorer.support_min).tolist()
+    assert out["uncertain"].any() and not out["uncertain"].all()
