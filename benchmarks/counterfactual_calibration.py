@@ -37,6 +37,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=None, help="training draw (main job's size)")
     parser.add_argument("--fresh", type=int, default=FRESH_ROWS)
     parser.add_argument("--label", default="current")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="LightGBM threads (0: all cores; 1 on a busy box)"
+    )
     args = parser.parse_args()
     common.configure_env()
     from shiprisk.data.simulator import simulate
@@ -56,11 +59,17 @@ def main() -> None:
     model = RiskModel.fit(
         splits.train,
         splits.calibration,
-        config.lightgbm,
+        {
+            o: {**p, **({"num_threads": args.threads} if args.threads else {})}
+            for o, p in config.lightgbm.items()
+        },
         early_stopping_share=config.early_stopping_share,
     )
+    model.save(common.RESULTS / f"counterfactual_model_{args.label}")
     common.log(f"scoring {args.fresh} fresh shipments (seed {FRESH_SEED}) on every channel")
     fresh = simulate(args.fresh, FRESH_SEED)
+    overall = global_quality(model, splits.train, fresh)
+    print(json.dumps(overall, indent=1))
     table = calibration_table(model, splits.train, fresh)
     bad = out_of_band(table, MIN_EVENTS, LOW, HIGH)
     shown = table[list(COLUMNS)].round(4)
@@ -80,6 +89,7 @@ def main() -> None:
         "min_events": MIN_EVENTS,
         "band": [LOW, HIGH],
         "out_of_band": bad,
+        "historical_channel": overall,
         "seconds": round(time.time() - started, 1),
         "machine": machine,
         "table": shown.reset_index().to_dict("records"),
@@ -90,6 +100,18 @@ def main() -> None:
     md = shown.reset_index().to_markdown(index=False) if _has_tabulate() else text
     out.with_suffix(".md").write_text(md + "\n")
     common.log(f"done in {summary['seconds']} s; wrote {out}.json")
+
+
+def global_quality(model, train, fresh) -> dict:
+    """On the fresh shipments' own (historical) channel: log loss / Bayes log loss and the
+    share of reachable gain, as ``benchmarks/model_quality.py`` reports them."""
+    from shiprisk.models.risk_model import OUTCOME_LABEL, OUTCOMES
+    from shiprisk.training.evaluate import evaluate_frame
+
+    priors = {o: float((train["outcome"] == OUTCOME_LABEL[o]).mean()) for o in OUTCOMES}
+    probs = model.predict_matrix(model.featurizer.transform(fresh))
+    metrics = evaluate_frame(fresh, probs, priors=priors)
+    return {o: {k: round(float(v), 5) for k, v in m.items()} for o, m in metrics.items()}
 
 
 def _has_tabulate() -> bool:

@@ -4,8 +4,8 @@ The session champion (50k simulated rows, the real training config) scores fresh
 on EVERY eligible channel; per channel x value band the mean prediction must stay near the
 simulator's true probability wherever the training slice held enough events. The full-size
 figure (300k rows, [0.85, 1.15] at >= 50 events) is ``benchmarks/counterfactual_calibration.py``
-(BENCHMARKS.md); at 35k training rows a cell's own events are fewer and noisier, hence the
-wider band and the higher event floor here.
+(BENCHMARKS.md); at 35k training rows a cell's own events are fewer, and 8k fresh
+shipments give noisier means, hence the wider band here.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from shiprisk.training.train import load_training_frame, time_split
 
 FRESH_ROWS = 8_000
 FRESH_SEED = 4_242  # no other test draws with it
-MIN_EVENTS = 100
+MIN_EVENTS = 50
 MIN_PAIRS = 300
 LOW, HIGH = 0.7, 1.3
 
@@ -34,8 +34,10 @@ def table(champion_model, sim_file):
 def test_cells_with_enough_events_are_calibrated_on_every_channel(table) -> None:
     bad = out_of_band(table, MIN_EVENTS, LOW, HIGH, min_pairs=MIN_PAIRS)
     assert not bad, "\n".join(bad)
-    checked = table[(table["loss_events"] >= MIN_EVENTS) & (table["pairs"] >= MIN_PAIRS)]
-    assert len(checked) >= 3  # the assertion above covered real cells
+    enough = table["pairs"] >= MIN_PAIRS
+    # the assertion above covered real cells of both heads
+    assert ((table["loss_events"] >= MIN_EVENTS) & enough).sum() >= 2
+    assert ((table["reject_events"] >= MIN_EVENTS) & enough).sum() >= 10
 
 
 def test_the_table_covers_channels_the_history_rarely_used(table) -> None:
