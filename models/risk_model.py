@@ -122,6 +122,8 @@ class RiskModel:
     support: dict[str, int] | None = field(default=None, repr=False)
     """Training shipments per channel x value band x destination tier (``models/support.py``);
     None for a model stored before the counts were recorded."""
+    support_events: dict[str, dict[str, int]] | None = field(default=None, repr=False)
+    """Training events per outcome and cell, the same cells as ``support``."""
 
     # -- training ----------------------------------------------------------------------------
     @classmethod
@@ -186,9 +188,8 @@ class RiskModel:
             months = None if t is None else np.concatenate([X[:, t], X_cal[:, t]])
             calibrators[outcome] = PlattCalibrator().fit(raw, np.concatenate([y, y_cal]), months)
         info = {"best_iteration": best, "trees": used}
-        return cls(
-            featurizer, boosters, calibrators, info, support=_count_support(featurizer, train)
-        )
+        shipments, events = _count_support(featurizer, train)
+        return cls(featurizer, boosters, calibrators, info, None, shipments, events)
 
     # -- scoring -----------------------------------------------------------------------------
     @property
@@ -256,9 +257,8 @@ class RiskModel:
         _write_text(directory / CALIBRATION_FILE, json.dumps(calibration, indent=1))
         files[CALIBRATION_FILE] = _sha256(directory / CALIBRATION_FILE)
         if self.support is not None:
-            _write_text(
-                directory / SUPPORT_FILE, json.dumps(self.support, indent=0, sort_keys=True)
-            )
+            stored = {"shipments": self.support, "events": self.support_events or {}}
+            _write_text(directory / SUPPORT_FILE, json.dumps(stored, indent=0, sort_keys=True))
             files[SUPPORT_FILE] = _sha256(directory / SUPPORT_FILE)
         manifest = {"format_version": FORMAT_VERSION, "files": files, "info": self.info}
         _write_text(directory / MANIFEST, json.dumps(manifest, indent=1))
@@ -294,13 +294,14 @@ class RiskModel:
                 if scorer is not None:
                     compiled[o] = scorer
         info = dict(manifest.get("info", {}))
-        support = None
+        support = events = None
         if SUPPORT_FILE in manifest["files"]:
-            support = {
-                str(k): int(v)
-                for k, v in json.loads((directory / SUPPORT_FILE).read_text()).items()
+            stored = json.loads((directory / SUPPORT_FILE).read_text())
+            support = {str(k): int(v) for k, v in stored["shipments"].items()}
+            events = {
+                o: {str(k): int(v) for k, v in c.items()} for o, c in stored["events"].items()
             }
-        return cls(featurizer, boosters, calibrators, info, compiled, support)
+        return cls(featurizer, boosters, calibrators, info, compiled, support, events)
 
     def support_of(
         self, channel_ids: np.ndarray, value_usd: np.ndarray, countries: Sequence[str]
@@ -308,9 +309,29 @@ class RiskModel:
         """(n, K) training shipments in the cell of each shipment (value in USD, destination
         country; (n,) each) on each of its channels ((n, K)); -1 where this model stores no
         counts. The tier comes from the model's own destination snapshot, as at training."""
+        return self._cells(self.support, channel_ids, value_usd, countries)
+
+    def support_events_of(
+        self, channel_ids: np.ndarray, value_usd: np.ndarray, countries: Sequence[str]
+    ) -> np.ndarray:
+        """(n, K) like :meth:`support_of`: the fewest training events of any outcome there."""
+        if not self.support_events:
+            return self._cells(None, channel_ids, value_usd, countries)
+        counts = [
+            self._cells(c, channel_ids, value_usd, countries) for c in self.support_events.values()
+        ]
+        return np.minimum.reduce(counts)
+
+    def _cells(
+        self,
+        table: Mapping[str, int] | None,
+        channel_ids: np.ndarray,
+        value_usd: np.ndarray,
+        countries: Sequence[str],
+    ) -> np.ndarray:
         tiers = self.featurizer.destination_attribute("risk_tier", countries)
         ids = np.asarray(channel_ids, dtype=object).reshape(len(tiers), -1)
-        return support_mod.lookup(self.support, ids, np.asarray(value_usd)[:, None], tiers[:, None])
+        return support_mod.lookup(table, ids, np.asarray(value_usd)[:, None], tiers[:, None])
 
     @property
     def engine(self) -> str:
@@ -332,16 +353,25 @@ def _monotone(featurizer: ShipmentFeaturizer, wanted: Mapping[str, int]) -> list
     return directions
 
 
-def _count_support(featurizer: ShipmentFeaturizer, train: pd.DataFrame) -> dict[str, int]:
-    """The training slice's shipments per channel x value band x destination risk tier, from
-    the same features the trees saw (value in USD at the catalog's rates, the tier of the
-    pipeline's destination snapshot)."""
+def _count_support(
+    featurizer: ShipmentFeaturizer, train: pd.DataFrame
+) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """The training slice's shipments, and events per outcome, per channel x value band x
+    destination risk tier, from the same features the trees saw (value in USD at the
+    catalog's rates, the tier of the pipeline's destination snapshot)."""
     computed = featurizer.shipment_features(train, ("log_value_usd", "dest_risk_tier"))
-    return support_mod.count_cells(
+    cells = (
         train["channel_id"].astype(str).to_numpy(),
         np.expm1(computed["log_value_usd"]),
         computed["dest_risk_tier"],
     )
+    events = {
+        o: support_mod.count_cells(
+            *cells, weights=(train["outcome"] == OUTCOME_LABEL[o]).to_numpy(dtype=float)
+        )
+        for o in OUTCOMES
+    }
+    return support_mod.count_cells(*cells), events
 
 
 def stored_features(directory: Path) -> list[str]:

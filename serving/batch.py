@@ -44,8 +44,9 @@ Output columns (stable order and types; nulls where a value does not apply)::
     support                        int64   training shipments the model saw in the chosen
                                            channel's cell (channel x declared-value band x
                                            destination risk tier; null: none recorded)
-    uncertain                      bool    support below SHIPRISK_SUPPORT_MIN: an uncertain
-                                           estimate
+    uncertain                      bool    fewer than SHIPRISK_SUPPORT_MIN shipments or
+                                           SHIPRISK_SUPPORT_MIN_EVENTS events of an outcome
+                                           in that cell: an uncertain estimate
     recommended_support            int64   the same for the recommended channel
     recommended_uncertain          bool    the recommendation rests on an uncertain estimate
 

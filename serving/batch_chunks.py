@@ -125,6 +125,7 @@ class ChunkScorer:
         self.channel_ids = np.asarray(self.catalog.channel_ids, dtype=object)
         self.channel_index = pd.Index(self.channel_ids)
         self.support_min = get_settings().support_min
+        self.support_min_events = get_settings().support_min_events
 
     def __call__(self, chunk: Chunk) -> ChunkResult:
         df = chunk.frame
@@ -211,7 +212,12 @@ class ChunkScorer:
         support = self.model.support_of(
             scored.channel_ids, cands.value_usd, frame["destination_country"].tolist()
         )
-        low = (support >= 0) & (support < self.support_min)
+        events = self.model.support_events_of(
+            scored.channel_ids, cands.value_usd, frame["destination_country"].tolist()
+        )
+        low = ((support >= 0) & (support < self.support_min)) | (
+            (events >= 0) & (events < self.support_min_events)
+        )
         rec_expected = at_rec(d.expected_cost)
         values: dict[str, Any] = {
             "chosen_eligible": cands.eligible[r, chosen],

@@ -80,12 +80,21 @@ ChannelScore = create_model(
             "records no counts",
         ),
     ),
+    support_events=(
+        int | None,
+        Field(
+            default=None,
+            description="the fewest training events of any outcome (e.g. losses) in that "
+            "cell; null: the model records no counts",
+        ),
+    ),
     uncertain=(
         bool,
         Field(
             default=False,
-            description="the estimate rests on fewer comparable training shipments than "
-            "the service's threshold (SHIPRISK_SUPPORT_MIN): treat its risks with care",
+            description="the estimate rests on few comparable training shipments: fewer "
+            "than SHIPRISK_SUPPORT_MIN shipments or SHIPRISK_SUPPORT_MIN_EVENTS events in its "
+            "cell; treat its risks with care",
         ),
     ),
 )

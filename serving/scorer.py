@@ -54,10 +54,18 @@ class Scorer:
     support_min: int | None = None
     """Fewer training shipments in a channel's cell: the answer is flagged uncertain
     (default: ``settings.support_min``)."""
+    support_min_events: int | None = None
+    """Fewer training events of any outcome there: also uncertain (settings' default)."""
 
     def __post_init__(self) -> None:
         if self.support_min is None:
             self.support_min = get_settings().support_min
+        if self.support_min_events is None:
+            self.support_min_events = get_settings().support_min_events
+
+    def _uncertain(self, shipments: int, events: int) -> bool:
+        """Few comparable training shipments or events (-1: the model records none)."""
+        return 0 <= shipments < self.support_min or 0 <= events < self.support_min_events
 
     @classmethod
     def from_directory(
@@ -151,7 +159,9 @@ class Scorer:
         expected = _nums(decision.expected_cost[i, :k])
         country = [record["destination_country"]]
         at_i = table.value_usd[i : i + 1]
-        support = self.model.support_of(np.array([ids], dtype=object), at_i, country)[0].tolist()
+        cells = np.array([ids], dtype=object)
+        support = self.model.support_of(cells, at_i, country)[0].tolist()
+        events = self.model.support_events_of(cells, at_i, country)[0].tolist()
         uninsured = _nums(decision.expected_cost_uninsured[i, :k])
         rows = []
         for j, cid in enumerate(ids):
@@ -175,7 +185,8 @@ class Scorer:
                     "transit_days": transit[j],
                     "tracking": TRACKING_NAMES[tracking[j]] if ch else None,
                     "support": support[j] if support[j] >= 0 else None,
-                    "uncertain": 0 <= support[j] < self.support_min,
+                    "support_events": events[j] if events[j] >= 0 else None,
+                    "uncertain": self._uncertain(support[j], events[j]),
                 }
             )
         channels = _CHANNEL_LIST.validate_python(rows)  # one pydantic-core call for all rows
@@ -240,9 +251,11 @@ class Scorer:
         band = VALUE_BANDS[int(value_band(value_usd))]
         return (
             f"the recommendation rests on an uncertain estimate: the model saw only "
-            f"{best.support} training shipments on {best.channel_id} with a declared value of "
-            f"{band} USD to a risk tier-{tier} destination (fewer than {self.support_min}); "
-            "its loss and rejection risks there are extrapolated from other channels and values"
+            f"{best.support} training shipments ({best.support_events} losses or rejections "
+            f"at the fewest) on {best.channel_id} with a declared value of {band} USD to a "
+            f"risk tier-{tier} destination (uncertain below {self.support_min} shipments or "
+            f"{self.support_min_events} events); its risks there lean on other channels "
+            "and values"
         )
 
     def _channel(self, channel_id: str) -> Any:

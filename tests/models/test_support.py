@@ -27,8 +27,9 @@ def test_value_bands_cut_at_their_documented_edges() -> None:
     assert len(VALUE_BANDS) == 5
 
 
-def _recount(train: pd.DataFrame) -> dict[str, int]:
-    """The same counts, computed independently from the catalog with pandas."""
+def _recount(train: pd.DataFrame, label: str | None = None) -> dict[str, int]:
+    """The same counts (of shipments, or of one outcome), computed independently from the
+    catalog with pandas."""
     catalog = load_catalog()
     value = train["declared_value"].to_numpy() * train["currency"].map(catalog.usd_per_unit)
     tiers = {d.country: d.risk_tier for d in catalog.destinations}
@@ -40,7 +41,9 @@ def _recount(train: pd.DataFrame) -> dict[str, int]:
         + "|tier"
         + train["destination_country"].map(tiers).fillna(2).astype(int).astype(str)
     )
-    return keys.value_counts().to_dict()
+    if label is None:
+        return keys.value_counts().to_dict()
+    return (train["outcome"] == label).groupby(keys).sum().astype(int).to_dict()
 
 
 def test_the_champion_counts_the_shipments_of_its_training_slice(champion_model, sim_file):
@@ -48,6 +51,10 @@ def test_the_champion_counts_the_shipments_of_its_training_slice(champion_model,
     train = time_split(frame, load_config()).train
     assert champion_model.support == _recount(train)
     assert sum(champion_model.support.values()) == len(train)
+    assert champion_model.support_events == {
+        "loss": _recount(train, "lost"),
+        "reject": _recount(train, "rejected"),
+    }
 
 
 def test_support_lookup_reads_the_cells_and_knows_when_it_has_none(champion_model) -> None:
@@ -64,17 +71,20 @@ def test_support_lookup_reads_the_cells_and_knows_when_it_has_none(champion_mode
 
 def test_support_survives_save_and_load_and_is_checksummed(champion_model, tmp_path) -> None:
     path = champion_model.save(tmp_path / "m")
-    assert RiskModel.load(path).support == champion_model.support
+    loaded = RiskModel.load(path)
+    assert loaded.support == champion_model.support
+    assert loaded.support_events == champion_model.support_events
     other = RiskModel(
         champion_model.featurizer,
         champion_model.boosters,
         champion_model.calibrators,
         champion_model.info,
         support={**champion_model.support, "epacket|<25|tier1": 1},
+        support_events=champion_model.support_events,
     )
     assert model_digest(other.save(tmp_path / "other")) != model_digest(path)
     stored = json.loads((path / SUPPORT_FILE).read_text())
-    stored[next(iter(stored))] += 1
+    stored["events"]["loss"][next(iter(stored["events"]["loss"]))] += 1
     (path / SUPPORT_FILE).write_text(json.dumps(stored))
     with pytest.raises(ModelIntegrityError, match="checksum"):
         RiskModel.load(path)
