@@ -40,7 +40,11 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=0, help="LightGBM threads (0: all cores; 1 on a busy box)"
     )
+    parser.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), default=None)
     args = parser.parse_args()
+    if args.compare:
+        print(compare(*args.compare))
+        return
     common.configure_env()
     from shiprisk.data.simulator import simulate
     from shiprisk.models.risk_model import RiskModel
@@ -112,6 +116,36 @@ def global_quality(model, train, fresh) -> dict:
     probs = model.predict_matrix(model.featurizer.transform(fresh))
     metrics = evaluate_frame(fresh, probs, priors=priors)
     return {o: {k: round(float(v), 5) for k, v in m.items()} for o, m in metrics.items()}
+
+
+def compare(before: str, after: str) -> str:
+    """Markdown: both runs' ratios per cell side by side, with the training events."""
+    runs = [
+        json.loads((common.RESULTS / f"counterfactual_calibration_{x}.json").read_text())
+        for x in (before, after)
+    ]
+    cells = [{(r["segment"], r["channel"], r["band"]): r for r in run["table"]} for run in runs]
+    lines = [
+        "| segment | channel | value band (USD) | fresh pairs | loss events | p_loss ratio "
+        f"{before} | {after} | reject events | p_reject ratio {before} | {after} |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, b in cells[0].items():
+        a = cells[1][key]
+        marks = []
+        for o in ("loss", "reject"):
+            enough = a[f"{o}_events"] >= MIN_EVENTS
+            for r in (b, a):
+                ratio = r[f"ratio_{o}"]
+                text = f"{ratio:.2f}"
+                if enough and not LOW <= ratio <= HIGH:
+                    text = f"**{text}**"
+                marks.append(text)
+        lines.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | {a['pairs']:,} | {a['loss_events']} | "
+            f"{marks[0]} | {marks[1]} | {a['reject_events']} | {marks[2]} | {marks[3]} |"
+        )
+    return "\n".join(lines)
 
 
 def _has_tabulate() -> bool:
