@@ -120,6 +120,8 @@ def global_quality(model, train, fresh) -> dict:
 
 def compare(before: str, after: str) -> str:
     """Markdown: both runs' ratios per cell side by side, with the training events."""
+    from shiprisk.data.outcomes import EVENT_KEYS
+
     runs = [
         json.loads((common.RESULTS / f"counterfactual_calibration_{x}.json").read_text())
         for x in (before, after)
@@ -133,7 +135,7 @@ def compare(before: str, after: str) -> str:
     for key, b in cells[0].items():
         a = cells[1][key]
         marks = []
-        for o in ("loss", "reject"):
+        for o in EVENT_KEYS:
             enough = a[f"{o}_events"] >= MIN_EVENTS
             for r in (b, a):
                 ratio = r[f"ratio_{o}"]

@@ -189,7 +189,7 @@ class RiskModel:
             calibrators[outcome] = PlattCalibrator().fit(raw, np.concatenate([y, y_cal]), months)
         info = {"best_iteration": best, "trees": used}
         shipments, events = _count_support(featurizer, train)
-        return cls(featurizer, boosters, calibrators, info, None, shipments, events)
+        return cls(featurizer, boosters, calibrators, info, {}, shipments, events)
 
     # -- scoring -----------------------------------------------------------------------------
     @property

