@@ -139,7 +139,7 @@ def compare(before: str, after: str) -> str:
             enough = a[f"{o}_events"] >= MIN_EVENTS
             for r in (b, a):
                 ratio = r[f"ratio_{o}"]
-                text = f"{ratio:.2f}"
+                text = f"{ratio:.3f}"
                 if enough and not LOW <= ratio <= HIGH:
                     text = f"**{text}**"
                 marks.append(text)
