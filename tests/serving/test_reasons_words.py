@@ -62,6 +62,9 @@ def test_the_channel_reason_compares_the_recommendation_with_its_alternative(
     assert compared > N_SHIPMENTS
 
 
+MONEY_FIELDS = [n for n in ChannelScore.model_fields if n.endswith("_usd")]
+
+
 def _row(cid: str, p_loss: float, p_reject: float, allowed: bool = True) -> ChannelScore:
     return ChannelScore(
         channel_id=cid,
@@ -71,6 +74,8 @@ def _row(cid: str, p_loss: float, p_reject: float, allowed: bool = True) -> Chan
         p_loss=p_loss,
         p_reject=p_reject,
         insure=False,
+        # money fields are always present in an answer (null where not priced)
+        **dict.fromkeys(MONEY_FIELDS),
     )
 
 
