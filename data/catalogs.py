@@ -91,6 +91,40 @@ class Channel(BaseModel):
     return_cost_ratio: float = Field(ge=0, le=2, description="return shipping / outbound price")
     insurance: Insurance
     eligibility: Eligibility
+    # Optional cost terms (docs/policy.md); unset = the channel type's default below.
+    liability_paid_probability: float | None = Field(
+        default=None, ge=0, le=1, description="P(the carrier pays its liability for a loss)"
+    )
+    refused_returned_share: float | None = Field(
+        default=None, ge=0, le=1, description="share of refused parcels returned (else abandoned)"
+    )
+    bills_refused_duties: bool | None = Field(
+        default=None, description="the carrier bills the shipper for a refused DDU parcel's duties"
+    )
+
+
+CHANNEL_TYPE_DEFAULTS: dict[str, dict[str, float]] = {
+    # Chosen defaults by channel type for the optional cost columns (sources and reasons:
+    # docs/policy.md, "Per-channel terms"). Order: CHANNEL_TYPES.
+    "liability_paid_probability": {
+        "postal_untracked": 0.0,
+        "postal_tracked": 0.5,
+        "dedicated_line": 0.6,
+        "express": 0.9,
+    },
+    "refused_returned_share": {
+        "postal_untracked": 0.1,
+        "postal_tracked": 0.5,
+        "dedicated_line": 0.3,
+        "express": 0.9,
+    },
+    "bills_refused_duties": {
+        "postal_untracked": 0.0,
+        "postal_tracked": 0.0,
+        "dedicated_line": 0.0,
+        "express": 1.0,
+    },
+}
 
 
 class Destination(BaseModel):
@@ -333,6 +367,8 @@ def _channel_attr(ch: Channel, name: str) -> float:
         return TRACKING_LEVELS[ch.tracking]
     if name == "channel_type_code":
         return CHANNEL_TYPES.index(ch.channel_type)
+    if name in CHANNEL_TYPE_DEFAULTS and getattr(ch, name) is None:
+        return CHANNEL_TYPE_DEFAULTS[name][ch.channel_type]
     for source in (ch, ch.eligibility, ch.insurance):
         if hasattr(source, name):
             value = getattr(source, name)

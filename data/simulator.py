@@ -388,11 +388,37 @@ def generate_to_parquet(rows: int, seed: int, output: Path, world: str = "defaul
             task = progress.add_task(f"drawing {rows:,} shipments", total=rows + 1)
             frame = _simulate(rows, seed, params, catalog, lambda k: progress.advance(task, k))
             progress.update(task, description="writing Parquet")
-            path = _write_atomic(frame, output)
+            path = _write_atomic(frame, output, seed, world)
             progress.advance(task, 1)
         return path
-    return _write_atomic(_simulate(rows, seed, params, catalog), output)
+    return _write_atomic(_simulate(rows, seed, params, catalog), output, seed, world)
 
 
-def _write_atomic(frame: pd.DataFrame, output: Path) -> Path:
-    return write_atomic(output, lambda tmp: frame.to_parquet(tmp, index=False))
+SEED_KEY, WORLD_KEY = b"shiprisk.simulator_seed", b"shiprisk.simulator_world"
+"""Parquet metadata of a simulated file: how it was drawn (training names its run after it)."""
+
+
+def _write_atomic(frame: pd.DataFrame, output: Path, seed: int, world: str) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = {
+        **(table.schema.metadata or {}),
+        SEED_KEY: str(seed).encode(),
+        WORLD_KEY: world.encode(),
+    }
+    table = table.replace_schema_metadata(meta)
+    return write_atomic(output, lambda tmp: pq.write_table(table, tmp))
+
+
+def simulated_seed(path: Path) -> int | None:
+    """The seed a simulated Parquet file was drawn with (None: not simulated, or not Parquet)."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception:  # CSV, unreadable: not a simulated file
+        return None
+    value = meta.get(SEED_KEY)
+    return int(value) if value is not None else None

@@ -46,6 +46,17 @@ class CandidateTable:
     weight_kg: np.ndarray
     transit_days_min: np.ndarray
     transit_days_max: np.ndarray
+    # Cost terms (docs/policy.md); None = the policy's neutral default (hand-made tables).
+    liability_paid: np.ndarray | None = None
+    """(n, K) P(the carrier pays its liability), catalog column by channel type."""
+    returned_share: np.ndarray | None = None
+    """(n, K) share of refused parcels that come back (the rest are abandoned)."""
+    bills_refused_duties: np.ndarray | None = None
+    """(n, K) bool: the carrier bills a refused DDU parcel's duties to the shipper."""
+    is_ddu: np.ndarray | None = None
+    """(n,) bool: the buyer owes the duties (DDU); DDP = the seller prepaid them."""
+    sale_usd: np.ndarray | None = None
+    """(n,) what the buyer paid in USD (the request's ``sale_value``, else the declared value)."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -59,7 +70,9 @@ class CandidateTable:
         out = {}
         for name in _TABLE_FIELDS:
             a = getattr(self, name)
-            if a.ndim == 1:
+            if a is None:
+                out[name] = None
+            elif a.ndim == 1:
                 out[name] = a if every_row else a[rows]
             else:
                 out[name] = a[:, cols] if every_row else a[rows][:, cols]
@@ -90,6 +103,8 @@ def build_candidates(
     channel_index: np.ndarray | None = None,
     quoted_price: np.ndarray | None = None,
     quoted_premium: np.ndarray | None = None,
+    is_ddu: np.ndarray | None = None,
+    sale_usd: np.ndarray | None = None,
     costs: SellerCosts,
 ) -> CandidateTable:
     """Price, insurance terms and eligibility of each (shipment, candidate channel).
@@ -137,6 +152,9 @@ def build_candidates(
         "max_cover_usd": col("max_cover_usd"),
         "tracking_level": catalog.tracking_codes,
         "return_cost_ratio": col("return_cost_ratio"),
+        "liability_paid": _setting_or(costs.liability_paid_probability, col, "liability_paid"),
+        "returned_share": _setting_or(costs.refused_returned_share, col, "returned_share"),
+        "bills_refused_duties": col("bills_refused_duties") > 0,
     }
     if channel_index is None:
         index = _rows_of(np.arange(n_channels), n)
@@ -149,7 +167,12 @@ def build_candidates(
         v = {k: a[rows, safe] for k, a in per_shipment.items()}
         v.update({k: a[safe] for k, a in per_channel.items()})
         if not known.all():
-            fill = {"eligible": False, "available": False, "tracking_level": 0}
+            fill = {
+                "eligible": False,
+                "available": False,
+                "tracking_level": 0,
+                "bills_refused_duties": False,
+            }
             v = {k: np.where(known, a, fill.get(k, np.nan)).astype(a.dtype) for k, a in v.items()}
             index = np.where(known, index, -1)
 
@@ -186,7 +209,24 @@ def build_candidates(
         weight_kg=weight,
         transit_days_min=v["transit_days_min"],
         transit_days_max=v["transit_days_max"],
+        liability_paid=v["liability_paid"],
+        returned_share=v["returned_share"],
+        bills_refused_duties=v["bills_refused_duties"],
+        is_ddu=np.zeros(n, bool) if is_ddu is None else np.atleast_1d(np.asarray(is_ddu, bool)),
+        sale_usd=value if sale_usd is None else np.atleast_1d(np.asarray(sale_usd, float)),
     )
+
+
+_CATALOG_COLUMN = {
+    "liability_paid": "liability_paid_probability",
+    "returned_share": "refused_returned_share",
+}
+
+
+def _setting_or(setting: float | None, col: Any, name: str) -> np.ndarray:
+    """(C,) the seller's setting for every channel, else the catalog column (by type)."""
+    column = col(_CATALOG_COLUMN[name])
+    return column if setting is None else np.full_like(column, float(setting))
 
 
 @lru_cache(maxsize=64)
@@ -233,6 +273,33 @@ def shipment_arrays(catalog: Catalog, shipments: Any) -> dict[str, Any]:
     }
 
 
+def shipment_terms(catalog: Catalog, shipments: Any, value_usd: np.ndarray) -> dict[str, Any]:
+    """The cost-side keyword arrays of :func:`build_candidates` (duties terms, sale value):
+    not eligibility inputs, so kept apart from :func:`shipment_arrays`. ``sale_value`` (in the
+    shipment's currency) is optional per record / column; missing or null = declared value."""
+    if hasattr(shipments, "columns"):
+        # duties terms unknown (absent): costed as not DDU
+        terms = shipments["duties_terms"] if "duties_terms" in shipments else None
+        ddu = np.zeros(len(shipments), bool) if terms is None else terms.to_numpy() == "DDU"
+        sale = shipments["sale_value"].to_numpy() if "sale_value" in shipments else None
+        currency = shipments["currency"].to_numpy()
+    else:
+        ddu = np.asarray([r.get("duties_terms") == "DDU" for r in shipments], dtype=bool)
+        sale = [r.get("sale_value") for r in shipments]
+        sale = None if all(x is None for x in sale) else sale
+        currency = [r["currency"] for r in shipments]
+    out: dict[str, Any] = {"is_ddu": np.asarray(ddu, dtype=bool), "sale_usd": None}
+    if sale is not None:
+        sale_usd = np.asarray(pd_float(sale), dtype=float) * catalog.usd_rate(currency)
+        out["sale_usd"] = np.where(np.isnan(sale_usd), value_usd, sale_usd)
+    return out
+
+
+def pd_float(values: Any) -> np.ndarray:
+    """Floats with None as NaN."""
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+
+
 def quote_arrays(
     listed: Sequence[Sequence[Mapping[str, Any] | BaseModel] | None], width: int
 ) -> dict[str, np.ndarray | None]:
@@ -265,6 +332,7 @@ def candidates_for_shipment(
     (:func:`ineligibility_reasons`); they are never recommended.
     """
     arrays = shipment_arrays(catalog, [record])
+    arrays.update(shipment_terms(catalog, [record], arrays["value_usd"]))
     if candidates is None:
         table = build_candidates(catalog, **arrays, costs=costs)
         keep = np.flatnonzero(table.eligible[0])

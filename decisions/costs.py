@@ -81,17 +81,67 @@ class SellerCosts(BaseModel):
         allow_inf_nan=False,
         description="Probability an insurance claim for a lost parcel is paid.",
     )
-    liability_paid_probability: Number = Field(
-        default=0.8,
-        ge=0,
-        le=1,
-        allow_inf_nan=False,
-        description="Probability the carrier pays its own liability for a lost parcel.",
+    liability_paid_probability: optional(float, ge=0, le=1, allow_inf_nan=False) = Field(  # type: ignore[valid-type]
+        default=None,
+        description="Probability the carrier pays its own liability for a lost parcel, for "
+        "every channel; null = each channel's catalog value (by channel type: express 0.9, "
+        "dedicated line 0.6, postal tracked 0.5).",
     )
     uninsurable_goods: tuple[GoodsCategory, ...] = Field(
         default=("documents",),
         max_length=len(GOODS_CATEGORIES),
         description="Goods categories no insurer covers (documents have no insurable value).",
+    )
+    refused_returned_share: optional(float, ge=0, le=1, allow_inf_nan=False) = Field(  # type: ignore[valid-type]
+        default=None,
+        description="Share of refused parcels that come back, for every channel; null = each "
+        "channel's catalog value (by channel type: untracked 0.1, postal tracked 0.5, "
+        "dedicated line 0.3, express 0.9). The rest are abandoned: the goods are lost.",
+    )
+    # -- issue 16: the complete cost model (docs/policy.md, "Cost terms"); appended --------
+    risk_tolerance_usd: optional(float, gt=0, le=1e9, allow_inf_nan=False) = Field(  # type: ignore[valid-type]
+        default=2000.0,
+        description="Risk preference: R of the utility -exp(-profit / R) (constant absolute "
+        "risk aversion). A loss of R costs the seller noticeably more than its expectation; "
+        "null = risk-neutral (expected profit only).",
+    )
+    duties_rate: Number = Field(
+        default=0.15,
+        ge=0,
+        le=2,
+        allow_inf_nan=False,
+        description="Import duties and taxes as a share of the declared value: lost on a "
+        "refused DDP parcel, billed by couriers for a refused DDU parcel.",
+    )
+    untracked_claim_rate: Number = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Share of delivered untracked parcels whose buyer claims 'item not "
+        "received' and wins (no proof of delivery): refunded like a loss.",
+    )
+    defect_cost_usd: Number = Field(
+        default=5.0,
+        ge=0,
+        le=10_000,
+        allow_inf_nan=False,
+        description="Marketplace account-health cost of each defect (a not-received claim, a "
+        "lost parcel, a delivery after the promise), USD.",
+    )
+    cancel_cost_usd: Number = Field(
+        default=5.0,
+        ge=0,
+        le=10_000,
+        allow_inf_nan=False,
+        description="Cost of declining (cancelling) an order: a seller cancellation is a "
+        "marketplace defect, USD. Declining is chosen only when shipping is worth less.",
+    )
+    promised_days: optional(int, ge=1, le=365) = Field(  # type: ignore[valid-type]
+        default=None,
+        description="Delivery promise to the buyer (days). Later deliveries are defects and "
+        "cost delay_cost_per_day_usd per day beyond it; null = no promise (then the delay "
+        "cost counts every transit day, as before).",
     )
 
 
@@ -119,6 +169,21 @@ class Constraints(BaseModel):
         default=None,
         description="Upper limit on the shipping price (insurance premium excluded), USD.",
     )
+
+
+TODAYS_COST_MODEL: dict[str, Any] = {
+    "risk_tolerance_usd": None,
+    "duties_rate": 0.0,
+    "untracked_claim_rate": 0.0,
+    "defect_cost_usd": 0.0,
+    "cancel_cost_usd": 0.0,
+    "promised_days": None,
+    "liability_paid_probability": 0.8,
+    "refused_returned_share": 1.0,
+}
+"""Settings that reproduce the cost model before issue 16 (risk-neutral, no duties, no claims,
+80 % carrier payouts, every refused parcel returns); the decision evaluation's honesty check.
+Today's model also had no "do not ship" verdict (``evaluate_decisions(decline=False)``)."""
 
 
 def resolve_costs(

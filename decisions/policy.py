@@ -69,6 +69,23 @@ class Decision:
     ineligible: np.ndarray = field(repr=False)
     unscored: np.ndarray = field(repr=False)
     constraint_passes: list[tuple[int, np.ndarray]] = field(default_factory=list, repr=False)
+    expected_profit: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), repr=False)
+    """(n, K) margin on the sale minus ``expected_cost`` (USD): what shipping earns on average."""
+    utility_uninsured: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), repr=False)
+    """(n, K) certainty-equivalent profit (USD) of shipping uninsured (docs/policy.md)."""
+    utility_insured: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), repr=False)
+    """(n, K) same, insured (NaN where insurance is not available)."""
+    ship: np.ndarray = field(default_factory=lambda: np.empty(0, bool), repr=False)
+    """(n,) bool: shipping the recommendation is worth more than declining the order (which
+    costs ``cancel_cost_usd``); False where there is no recommendation."""
+    best_utility: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    """(n,) the recommendation's certainty-equivalent profit (NaN = none). Below 0 = "do not
+    ship as is": every option loses money (docs/policy.md)."""
+
+    @property
+    def utility(self) -> np.ndarray:
+        """(n, K) certainty-equivalent profit of each candidate with its insure choice."""
+        return np.where(self.insure, self.utility_insured, self.utility_uninsured)
 
     @property
     def blocked(self) -> np.ndarray:
@@ -98,29 +115,116 @@ def event_costs(
     value: np.ndarray | None = None,
     liability: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """(n, K) cost to the seller if the event happens, by cost role (``data.outcomes``).
+    """(n, K) expected cost to the seller if the event happens, by cost role
+    (``data.outcomes``), relative to a delivered parcel (docs/policy.md, "Cost terms").
 
-    ``goods_lost``: refund (or reship) minus the carrier's expected liability payout;
-    ``returned``: return shipping plus the goods' unrecoverable share (docs/policy.md).
-    ``value`` and ``liability`` (n, K), when the caller has them, save recomputing.
+    ``goods_lost``: refund (or reship) plus a marketplace defect, minus the carrier's
+    expected liability payout; ``returned``: the returned / abandoned mix of a refusal, duties
+    included. ``value`` and ``liability`` (n, K), when the caller has them, save recomputing.
     """
+    t = _terms(cands, costs, value, liability)
+    paid = t["liability_paid"] * t["liability"]
+    share = t["returned_share"]
+    return {
+        "goods_lost": t["lost"] - paid,
+        "returned": share * t["returned"] + (_ONE - share) * t["abandoned"],
+    }
+
+
+def _terms(
+    cands: CandidateTable,
+    costs: SellerCosts,
+    value: np.ndarray | None = None,
+    liability: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """The per-outcome costs (n, K) every expectation and utility is built from."""
     price = cands.price_usd
     n, k = price.shape
     if value is None:
         value = cands.value_usd.repeat(k).reshape(n, k)
-    g = costs.goods_cost_ratio
     if liability is None:
-        liability = np.minimum(cands.liability_usd, value)  # capped at the value
-    paid = _f(costs.liability_paid_probability) * liability
-    if costs.reship_policy == "refund":  # lose the sale; a rejected parcel's goods come back
-        lost = value - paid
-        returned = cands.return_cost_ratio * price
-        returned += _f((1.0 - g) + costs.unrecoverable_share * g) * value
+        liability = np.minimum(cands.liability_usd, value)  # capped at the declared value
+    sale = value if cands.sale_usd is None else cands.sale_usd.repeat(k).reshape(n, k)
+    g, u = _f(costs.goods_cost_ratio), _f(costs.unrecoverable_share)
+    defect = _f(costs.defect_cost_usd)
+    # Duties on a refusal: DDP duties the seller prepaid are lost; couriers that bill the
+    # shipper for a refused DDU parcel's duties charge them too.
+    ddu = np.zeros(n, bool) if cands.is_ddu is None else cands.is_ddu
+    billed = (
+        np.zeros((n, k), bool) if cands.bills_refused_duties is None else cands.bills_refused_duties
+    )
+    duties = _f(costs.duties_rate) * value * (~ddu[:, None] | billed)
+    if costs.reship_policy == "refund":  # lose the sale
+        lost = sale + defect
+        returned = (_ONE - g + u * g) * sale + cands.return_cost_ratio * price + duties
+        abandoned = sale + duties
     else:  # send a new unit (or the returned one) again on the same channel
-        lost = _f(g) * value + price - paid
-        returned = (cands.return_cost_ratio + _ONE) * price
-        returned += _f(costs.unrecoverable_share * g) * value
-    return {"goods_lost": lost, "returned": returned}
+        lost = g * sale + price + defect
+        returned = u * g * sale + (cands.return_cost_ratio + _ONE) * price + duties
+        abandoned = g * sale + price + duties
+    fallback_paid = 0.8 if costs.liability_paid_probability is None else None
+    return {
+        "sale": sale,
+        "value": value,
+        "liability": liability,
+        "lost": lost,
+        "returned": returned,
+        "abandoned": abandoned,
+        "liability_paid": _per_channel(
+            cands.liability_paid, costs.liability_paid_probability, fallback_paid, (n, k)
+        ),
+        "returned_share": _per_channel(
+            cands.returned_share, costs.refused_returned_share, 1.0, (n, k)
+        ),
+    }
+
+
+def _per_channel(
+    table: np.ndarray | None, setting: float | None, fallback: float | None, shape: tuple
+) -> np.ndarray:
+    """A channel term: the seller's setting, else the table's column, else ``fallback``."""
+    if setting is not None:
+        return np.full(shape, _f(setting))
+    if table is not None:
+        return table
+    return np.full(shape, _f(fallback))
+
+
+def lateness(cands: CandidateTable, costs: SellerCosts) -> tuple[np.ndarray, np.ndarray]:
+    """(n, K) P(delivered after the promise) and expected days beyond it, transit uniform on
+    the integer days ``[transit_days_min, transit_days_max]``. No promise: every transit day
+    counts as a day of delay (the mean transit) and nothing is late."""
+    if costs.promised_days is None:
+        return np.zeros_like(cands.transit_days), cands.transit_days
+    lo, hi, d = cands.transit_days_min, cands.transit_days_max, _f(costs.promised_days)
+    first = np.maximum(lo, d + _ONE)  # first late day
+    late_days = np.maximum(hi - first + _ONE, 0.0)
+    count = hi - lo + _ONE
+    return late_days / count, late_days * ((first + hi) / 2 - d) / count
+
+
+def _certainty_cost(
+    branches: list[tuple[np.ndarray, np.ndarray]], risk_tolerance: float | None
+) -> np.ndarray:
+    """Certainty-equivalent cost of the branch mix (p, cost): R log E[exp(cost / R)], the
+    constant-absolute-risk-aversion utility's; the expectation when R is None."""
+    if risk_tolerance is None:
+        total = None
+        for p, c in branches:
+            total = p * c if total is None else total + p * c
+        return total  # type: ignore[return-value]
+    r = _f(risk_tolerance)
+    top = None
+    for p, c in branches:
+        c_live = np.where(p > 0, c, -_INF)
+        top = c_live if top is None else np.maximum(top, c_live)
+    top = np.where(np.isfinite(top), top, 0.0)
+    acc = None
+    for p, c in branches:
+        term = p * np.exp(np.minimum((c - top) / r, 0.0))
+        acc = term if acc is None else acc + term
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return top + r * np.log(acc)
 
 
 def decide(
@@ -130,44 +234,72 @@ def decide(
     constraints: Constraints | None = None,
     carriers: np.ndarray | None = None,
 ) -> Decision:
-    """Expected cost of each candidate, insure or not, and the recommended channel.
+    """Expected cost and utility of each candidate, insure or not, the recommended channel
+    and whether to ship at all.
 
     ``probs`` holds one (n, K) array per event of ``data.outcomes`` (NaN = not scored).
-    Expected cost (docs/policy.md): price + delay + sum over events of p x the event's cost,
-    plus (if insured) premium - p(goods lost) x expected payout. Insurance is bought when
-    premium < risk_aversion x expected payout - only ``goods_lost`` events are covered, so a
-    refusal never makes insurance better. ``carriers`` (broadcastable to (n, K), see
-    :func:`candidate_carriers`) is needed only for ``allowed_carriers``. Written for small
-    arrays too (one shipment online): same-shape operations, few temporaries.
+    Outcomes (docs/policy.md): delivered (an untracked one may still draw a lost 'not
+    received' claim), each event split into its branches (carrier pays its liability or not,
+    insurer pays or not; a refused parcel returned or abandoned). The seller's utility of a
+    channel is the certainty equivalent of its profit under ``risk_tolerance_usd``; insurance
+    is bought when it raises it (``risk_aversion`` > 1 adds the legacy extra weight on the
+    expected payout). Recommended = the allowed candidate of highest utility; ``ship`` =
+    that utility is >= 0 (declining the order is worth 0). ``carriers`` (broadcastable to
+    (n, K), see :func:`candidate_carriers`) is needed only for ``allowed_carriers``.
     """
     price = cands.price_usd
     n, k = price.shape
-    value = cands.value_usd.repeat(k).reshape(n, k)
-    # Carrier liability capped at the value; insurance tops up above it, to the cover limit.
-    liability = np.minimum(cands.liability_usd, value)
+    t = _terms(cands, costs)
+    value, liability, sale = t["value"], t["liability"], t["sale"]
+    # Insurance tops up above the carrier's liability, up to the cover limit.
     insured_amount = np.minimum(value - liability, cands.max_cover_usd)
-    cost_of = event_costs(cands, costs, value, liability)
-    uninsured: np.ndarray | None = None
-    covered: np.ndarray | None = None
+    l_paid, ret = t["liability_paid"], t["returned_share"]
+    q = _f(costs.claim_paid_probability)
+    p_lost = None
+    p_delivered = np.ones((n, k))
+    plain: list[tuple[np.ndarray, np.ndarray]] = []  # (probability, cost) branches
+    insured_br: list[tuple[np.ndarray, np.ndarray]] = []
     for event in EVENTS:
         p = probs[event.key]
-        if uninsured is None:
-            uninsured = p * cost_of[event.cost_role]
-            uninsured += price
-        else:
-            uninsured += p * cost_of[event.cost_role]
+        p_delivered = p_delivered - p
         if event.cost_role == "goods_lost":
-            covered = p if covered is None else covered + p
-    assert uninsured is not None  # the outcome spec lists at least one event
+            p_lost = p if p_lost is None else p_lost + p
+            with_l, without_l = p * l_paid, p * (_ONE - l_paid)
+            lost_l = t["lost"] - liability
+            plain += [(with_l, lost_l), (without_l, t["lost"])]
+            insured_br += [
+                (with_l * q, lost_l - insured_amount),
+                (with_l * (_ONE - q), lost_l),
+                (without_l * q, t["lost"] - insured_amount),
+                (without_l * (_ONE - q), t["lost"]),
+            ]
+        else:
+            both = [(p * ret, t["returned"]), (p * (_ONE - ret), t["abandoned"])]
+            plain += both
+            insured_br += both
+    p_delivered = np.maximum(p_delivered, 0.0)
+    claim = _f(costs.untracked_claim_rate) * (cands.tracking_level == 0)
+    delivered = [(p_delivered * (_ONE - claim), np.zeros((n, k))), (p_delivered * claim, t["lost"])]
+    p_late, days_late = lateness(cands, costs)
+    fixed = price + p_delivered * p_late * _f(costs.defect_cost_usd)
     if costs.delay_cost_per_day_usd:
-        uninsured += _f(costs.delay_cost_per_day_usd) * cands.transit_days
-    expected_payout = (np.zeros_like(price) if covered is None else covered) * insured_amount
-    expected_payout *= _f(costs.claim_paid_probability)
-    premium = cands.premium_usd  # NaN where not insurable: the comparison is then False
-    insure = premium < _f(costs.risk_aversion) * expected_payout
-    insured = premium - expected_payout
-    insured += uninsured
+        fixed = fixed + _f(costs.delay_cost_per_day_usd) * days_late
+    mean = _certainty_cost(plain + delivered, None)
+    uninsured = fixed + mean
+    premium = cands.premium_usd  # NaN where not insurable: every comparison is then False
+    expected_payout = (np.zeros((n, k)) if p_lost is None else p_lost) * insured_amount * q
+    insured = uninsured + premium - expected_payout
+    if costs.risk_tolerance_usd is None:
+        ce_plain, ce_insured = uninsured, insured
+    else:
+        ce_plain = fixed + _certainty_cost(plain + delivered, costs.risk_tolerance_usd)
+        ce_insured = (
+            fixed + premium + _certainty_cost(insured_br + delivered, costs.risk_tolerance_usd)
+        )
+    insure = ce_insured < ce_plain + _f(costs.risk_aversion - 1.0) * expected_payout
     expected = np.where(insure, insured, uninsured)
+    ce_cost = np.where(insure, ce_insured, ce_plain)
+    margin = (_ONE - _f(costs.goods_cost_ratio)) * sale
 
     ineligible = ~cands.eligible
     unscored = np.isnan(expected)
@@ -180,12 +312,14 @@ def decide(
         none = np.full(n, -1, dtype=np.int64)
         recommended, cheapest = none, none.copy()
         saving, no_rec = np.full(n, np.nan), np.ones(n, dtype=np.int8)
+        best_utility = np.full(n, np.nan)
     else:
         offsets = np.arange(0, n * k, k)
-        masked = np.where(allowed, expected, _INF)
+        masked = np.where(allowed, ce_cost, _INF)
         recommended = masked.argmin(axis=1)
-        best = masked.take(recommended + offsets)
-        has_rec = best < _INF
+        has_rec = masked.take(recommended + offsets) < _INF
+        best = expected.take(recommended + offsets)
+        best_utility = margin.take(recommended + offsets) - ce_cost.take(recommended + offsets)
         masked = np.where(usable, price, _INF)
         cheapest = masked.argmin(axis=1)
         at_cheapest = cheapest + offsets
@@ -199,6 +333,7 @@ def decide(
             no_rec = np.select([has_rec, ~eligible_any, ~has_cheap], [0, 2, 3], 4).astype(np.int8)
             recommended[~has_rec] = -1
             saving[~has_rec] = np.nan
+            best_utility[~has_rec] = np.nan
         if np.count_nonzero(has_cheap) != n:
             cheapest[~has_cheap] = -1
             saving[~has_cheap] = np.nan
@@ -215,6 +350,11 @@ def decide(
         ineligible=ineligible,
         unscored=unscored,
         constraint_passes=passes,
+        expected_profit=margin - expected,
+        utility_uninsured=margin - ce_plain,
+        utility_insured=margin - ce_insured,
+        ship=best_utility >= -_f(costs.cancel_cost_usd),
+        best_utility=best_utility,
     )
 
 

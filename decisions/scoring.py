@@ -31,6 +31,7 @@ from shiprisk.decisions.candidates import (
     candidates_for_shipment,
     quote_arrays,
     shipment_arrays,
+    shipment_terms,
 )
 from shiprisk.decisions.costs import Constraints, SellerCosts
 from shiprisk.decisions.policy import Decision, decide
@@ -50,6 +51,10 @@ class Scored:
     decision: Decision
     X: np.ndarray | None = None
     """Feature rows of a single shipment's candidates (reasons need them); else None."""
+    chosen_unknown: dict[str, np.ndarray] | None = None
+    """Frame path: (n,) per event, the probability on each row's chosen channel where that
+    channel is not in the catalog (scored with generic channel attributes, as online); NaN
+    elsewhere. None when no row chose an unknown channel."""
 
     def ids_of(self, i: int) -> list[str]:
         """Shipment ``i``'s candidate ids (padding dropped)."""
@@ -105,22 +110,39 @@ def _score_frame(
 ) -> Scored:
     ids = np.asarray(catalog.channel_ids, dtype=object)
     n, k = len(frame), len(ids)
-    table = build_candidates(catalog, **shipment_arrays(catalog, frame), costs=costs)
+    arrays = shipment_arrays(catalog, frame)
+    arrays.update(shipment_terms(catalog, frame, arrays["value_usd"]))
+    table = build_candidates(catalog, **arrays, costs=costs)
     wanted = table.eligible.copy()
+    unknown = np.empty(0, dtype=np.int64)
     if chosen is not None:
         index = np.fromiter(
             (catalog.channel_index.get(c, -1) if c else -1 for c in chosen), np.int64, n
         )
         rows = np.flatnonzero(index >= 0)
         wanted[rows, index[rows]] = True  # reported even when ineligible
+        unknown = np.flatnonzero((index < 0) & np.fromiter((bool(c) for c in chosen), bool, n))
     pair_rows, pair_cols = np.nonzero(wanted)
+    pair_ids = ids[pair_cols]
+    if unknown.size:  # the seller's unknown channel: scored too, in the same model call
+        pair_rows = np.concatenate([pair_rows, unknown])
+        pair_ids = np.concatenate([pair_ids, np.asarray(chosen, dtype=object)[unknown]])
     probs = {o: np.full((n, k), np.nan) for o in EVENT_KEYS}
+    chosen_unknown = None
     if len(pair_rows):
-        X = model.featurizer.transform_pairs(frame, pair_rows, ids[pair_cols])
-        for o, p in model.predict_matrix(X, num_threads=num_threads).items():
-            probs[o][pair_rows, pair_cols] = p
+        X = model.featurizer.transform_pairs(frame, pair_rows, pair_ids)
+        split = len(pair_cols)
+        predicted = model.predict_matrix(X, num_threads=num_threads)
+        for o, p in predicted.items():
+            probs[o][pair_rows[:split], pair_cols] = p[:split]
+        if unknown.size:
+            chosen_unknown = {o: np.full(n, np.nan) for o in EVENT_KEYS}
+            for o, p in predicted.items():
+                chosen_unknown[o][unknown] = p[split:]
     decision = _decide(catalog, table, probs, costs, constraints)
-    return Scored(table, np.broadcast_to(ids, (n, k)), probs, decision)
+    return Scored(
+        table, np.broadcast_to(ids, (n, k)), probs, decision, chosen_unknown=chosen_unknown
+    )
 
 
 def _score_records(
@@ -143,6 +165,7 @@ def _score_records(
             table, ids = candidates_for_shipment(catalog, records[0], costs, entries)
         return _score_one(model, catalog, records[0], table, ids, costs, constraints, num_threads)
     arrays = shipment_arrays(catalog, records)
+    terms = shipment_terms(catalog, records, arrays["value_usd"])
     every = None
     if any(c is None for c in listed):  # (n, C): who is eligible
         every = build_candidates(catalog, **arrays, costs=costs)
@@ -164,7 +187,7 @@ def _score_records(
         dtype=np.int64,
     ).reshape(n, width)
     quotes = quote_arrays(listed, width)
-    table = build_candidates(catalog, **arrays, channel_index=index, costs=costs, **quotes)
+    table = build_candidates(catalog, **arrays, **terms, channel_index=index, costs=costs, **quotes)
     probs = {o: np.full((n, width), np.nan) for o in EVENT_KEYS}
     if width:  # every (shipment, listed channel) pair in one model call
         rows, cols = np.nonzero(channel_ids != "")

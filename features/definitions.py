@@ -122,8 +122,55 @@ FEATURES: tuple[str, ...] = (
     "ddu_log_value_x_customs",
     "missing_tax_id",
     "wording_x_tracking",
+    # risks that carry across channels: exposure x how weakly the channel tracks the parcel
+    "address_risk",
+    "theft_exposure",
+    "address_x_weakness",
 )
 CATEGORICAL_FEATURES: tuple[str, ...] = (*MODEL_CATEGORICALS, "channel_type")
+_VALUE = ("declared_value", "currency")
+_SIZE = ("weight_kg", "length_cm", "width_cm", "height_cm")
+_DEST, _CHANNEL = ("destination_country",), ("channel_id",)
+FEATURE_SOURCES: dict[str, tuple[str, ...]] = {
+    **{f: (f,) for f in MODEL_CATEGORICALS},
+    "channel_type": _CHANNEL,
+    "log_value_usd": _VALUE,
+    "log_value_per_kg": (*_VALUE, "weight_kg"),
+    "log_value_per_item": (*_VALUE, "item_count"),
+    "weight_kg": ("weight_kg",),
+    "volumetric_kg": ("length_cm", "width_cm", "height_cm"),
+    "volume_ratio": _SIZE,
+    "longest_cm": ("length_cm", "width_cm", "height_cm"),
+    "item_count": ("item_count",),
+    "month": ("created_at",),
+    "weekday": ("created_at",),
+    "peak_season": ("created_at",),
+    "months_since_2000": ("created_at",),
+    "tax_id_present": ("recipient_tax_id_present",),
+    "fragile": ("fragile",),
+    "valuable_wording": ("valuable_wording",),
+    "remote_area": ("remote_area",),
+    "buyer_prior_orders": ("buyer_prior_orders",),
+    "buyer_prior_refusals": ("buyer_prior_refusals",),
+    "refusal_rate": ("buyer_prior_orders", "buyer_prior_refusals"),
+    "new_buyer": ("buyer_prior_orders",),
+    **{f"dest_{a}": _DEST for a in DESTINATION_ATTRS},
+    "tracking_level": _CHANNEL,
+    "liability_usd": (*_CHANNEL, "weight_kg"),
+    "transit_min": (*_CHANNEL, *_DEST),
+    "transit_max": (*_CHANNEL, *_DEST),
+    "transit_total": (*_CHANNEL, *_DEST),
+    "cod_x_risk_tier": ("payment_method", *_DEST),
+    "soft_pack_valuable": ("packaging", "goods_category"),
+    "untracked_log_value": (*_CHANNEL, *_VALUE),
+    "sensitive_x_customs": ("goods_category", *_DEST),
+    "ddu_x_customs": ("duties_terms", *_DEST),
+    "ddu_log_value_x_customs": ("duties_terms", *_VALUE, *_DEST),
+    "missing_tax_id": ("recipient_tax_id_present", *_DEST),
+    "wording_x_tracking": ("valuable_wording", *_CHANNEL),
+}
+"""The request fields each feature is computed from: importance is reported per request
+field (what a seller knows) by sharing each feature's importance among its fields."""
 CHANNEL_ATTRIBUTE_FEATURES: tuple[str, ...] = (
     "channel_id",
     "channel_type",
@@ -138,6 +185,8 @@ CHANNEL_FEATURES: tuple[str, ...] = (
     *CHANNEL_ATTRIBUTE_FEATURES,
     "untracked_log_value",
     "wording_x_tracking",
+    "theft_exposure",
+    "address_x_weakness",
 )
 """Features that depend on the channel (the rest is computed once per shipment)."""
 CHANNEL_INPUTS: tuple[str, ...] = (
@@ -145,8 +194,24 @@ CHANNEL_INPUTS: tuple[str, ...] = (
     "dest_customs_hold_days",
     "log_value_usd",
     "valuable_wording",
+    "address_risk",
 )
 """Shipment features the channel columns are computed from (FEATURES must keep them)."""
+THEFT_REF_USD = 100.0
+"""Value scale of ``theft_exposure = weakness x log1p(value_usd / THEFT_REF_USD)``.
+
+Why these cross-channel features: the history is confounded (sellers ship valuable goods by
+express, cheap ones untracked), so with only the channel's identity the trees learn the
+value effect where the valuable parcels went and carry it to channels they never saw with
+valuable goods: under-predicted loss for high values on registered post and air parcel,
+over-predicted on express (issue 17). Theft and a poor address hurt in proportion to how
+weakly a channel tracks the parcel (``weakness`` = (2 - tracking level) / 2: 1 untracked,
+0.5 partly tracked, 0 fully tracked), so one column per risk, shared by every channel,
+learns the slope from all of them. 100 USD is a seller's scale of "worth stealing"; the
+trees only need the log shape, not the exact scale."""
+ADDRESS_RISK: dict[str, float] = {"verified": 0.0, "corrected": 0.5, "unverified": 1.0}
+"""Address quality as an ordered risk (a corrected address is between a verified and an
+unverified one); unknown values count as unverified."""
 DerivedFeature = Callable[[Mapping[str, Any]], Any]
 DERIVED_FEATURES: dict[str, DerivedFeature] = {
     "volume_ratio": lambda v: v["volumetric_kg"] / v["weight_kg"],

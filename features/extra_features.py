@@ -62,3 +62,13 @@ def block_records(specs: Mapping[str, Any], records: Sequence[Mapping[str, Any]]
         for j, (name, spec) in enumerate(specs.items()):
             out[i, j] = encode(spec, given.get(name))
     return out
+
+
+def appended(
+    X: np.ndarray, specs: Mapping[str, Any], block: Any, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """``X`` with the extras' columns (``block()``, gathered by ``rows``) after it."""
+    if not specs:
+        return X
+    extra = block()
+    return np.hstack([X, extra if rows is None else extra[rows]])

@@ -17,7 +17,12 @@ import numpy as np
 import pandas as pd
 
 from shiprisk.data.contract import OPTIONAL_FIELDS, SPECS
-from shiprisk.features.definitions import CATEGORICAL_FIELDS, INPUT_FIELDS, MODEL_CATEGORICALS
+from shiprisk.features.definitions import (
+    ADDRESS_RISK,
+    CATEGORICAL_FIELDS,
+    INPUT_FIELDS,
+    MODEL_CATEGORICALS,
+)
 
 MODEL_FIELDS: tuple[str, ...] = tuple(
     f
@@ -53,6 +58,30 @@ def number(values: Any) -> Any:
             return np.array([np.nan if is_absent(v) else v for v in values], dtype=np.float64)
         return values.astype(np.float64, copy=False)
     return np.float64(np.nan if is_absent(values) else values)
+
+
+def isin(values: Any, members: Sequence[str]) -> Any:
+    """Membership as 1.0/0.0 of an object array (elementwise, without ``np.isin``'s sort)
+    or a scalar; NaN where the value is absent (unknown is neither in nor out)."""
+    wanted = set(members)
+
+    def one(v: Any) -> float:
+        return np.nan if is_absent(v) else float(v in wanted)
+
+    if isinstance(values, np.ndarray):
+        return np.fromiter((one(v) for v in values), np.float64, len(values))
+    return np.float64(one(values))
+
+
+def address_risk(value: Any, default: float) -> float:
+    return np.nan if is_absent(value) else ADDRESS_RISK.get(value, default)
+
+
+def each(lookup: Any, values: Any, default: Any) -> Any:
+    """``lookup(value, default)`` for each element of an array (as a list), or for a scalar."""
+    if isinstance(values, np.ndarray):
+        return [lookup(v, default) for v in values]
+    return lookup(values, default)
 
 
 def used_fields(frame: pd.DataFrame) -> list[str]:

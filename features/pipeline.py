@@ -44,6 +44,7 @@ from shiprisk.data.catalogs import (
 from shiprisk.data.contract import SENSITIVE_GOODS, SOFT_PACKAGING, VALUABLE_GOODS
 from shiprisk.features import extra_features as extra
 from shiprisk.features.definitions import (
+    ADDRESS_RISK,
     BOOL_FIELDS,
     CATEGORICAL_FEATURES,
     CATEGORICAL_FIELDS,
@@ -58,11 +59,20 @@ from shiprisk.features.definitions import (
     NOT_SHIPMENT,
     PEAK_MONTHS,
     STRING_FIELDS,
+    THEFT_REF_USD,
     UNKNOWN_CHANNEL,
     ZONE_SLOTS,
     layout_of,
 )
-from shiprisk.features.masking import MODEL_FIELDS, coder, is_absent, number, used_fields
+from shiprisk.features.masking import (
+    MODEL_FIELDS,
+    address_risk,
+    coder,
+    each,
+    isin,
+    number,
+    used_fields,
+)
 
 
 class MissingFeaturesError(ValueError):
@@ -209,28 +219,19 @@ class ShipmentFeaturizer:
         Shipment features are computed once per shipment and gathered for each pair, so
         scoring n shipments on K channels costs n shipment encodings, not n x K.
         """
-        absent = np.full(len(frame), np.nan)
-        cols: dict[str, Any] = {
-            f: frame[f].to_numpy() if f in frame else absent
-            for f in INPUT_FIELDS
-            if f not in NOT_SHIPMENT
-        }
-        created = pd.to_datetime(frame["created_at"], utc=True)
-        cols["month"] = created.dt.month.to_numpy(dtype=np.float64)
-        cols["weekday"] = created.dt.dayofweek.to_numpy(dtype=np.float64)
-        cols["year"] = created.dt.year.to_numpy(dtype=np.float64)
-        X = self._encode(cols, rows, channel_ids)
-        if not self.extras_:
-            return X
-        block = extra.block_frame(self.extras_, frame)
-        return np.hstack([X, block if rows is None else block[rows]])
+        X = self._encode(_frame_columns(frame), rows, channel_ids)
+        return extra.appended(X, self.extras_, lambda: extra.block_frame(self.extras_, frame), rows)
+
+    def shipment_features(self, frame: pd.DataFrame, names: Sequence[str]) -> dict[str, Any]:
+        """Channel-independent features the code computes for a DataFrame, by name (whatever
+        this model's own list): e.g. the value in USD and the destination tier."""
+        values = self._shipment_values(_frame_columns(frame))
+        return {name: np.asarray(values[name], dtype=np.float64) for name in names}
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Online path: contract dicts (each with ``channel_id``) -> (n, F); no DataFrame."""
         X = self._encode(_record_columns(records), None, [r["channel_id"] for r in records])
-        if not self.extras_:
-            return X
-        return np.hstack([X, extra.block_records(self.extras_, records)])
+        return extra.appended(X, self.extras_, lambda: extra.block_records(self.extras_, records))
 
     def encode_channels(self, record: Mapping[str, Any], channel_ids: Sequence[str]) -> np.ndarray:
         """One shipment on each of ``channel_ids`` -> (K, F): the online scoring shape.
@@ -239,9 +240,8 @@ class ShipmentFeaturizer:
         """
         rows = np.zeros(len(channel_ids), dtype=np.int64)
         X = self._encode_block(self._shipment_row(record), rows, channel_ids)
-        if not self.extras_:
-            return X
-        return np.hstack([X, extra.block_records(self.extras_, [record])[rows]])
+        block = lambda: extra.block_records(self.extras_, [record])  # noqa: E731
+        return extra.appended(X, self.extras_, block, rows)
 
     # -- the arithmetic, shared by every path ---------------------------------------------------
     def _encode(
@@ -277,9 +277,11 @@ class ShipmentFeaturizer:
         hold = ship[at, col["dest_customs_hold_days"]]
         log_value = ship[at, col["log_value_usd"]]
         wording = ship[at, col["valuable_wording"]]
+        address = ship[at, col["address_risk"]]
 
         c = self.channel_rows(channel_ids)
         tracking = self._chan_tracking[c]
+        weakness = (2.0 - tracking) / 2.0
         tmin = self._chan_tmin[c, zone]
         tmax = self._chan_tmax[c, zone]
         channel = {
@@ -292,6 +294,8 @@ class ShipmentFeaturizer:
             "transit_total": (tmin + tmax) / 2.0 + hold,
             "untracked_log_value": (tracking == TRACKING_LEVELS["none"]) * log_value,
             "wording_x_tracking": wording * (2.0 - tracking),
+            "theft_exposure": weakness * np.log1p(np.expm1(log_value) / THEFT_REF_USD),
+            "address_x_weakness": address * weakness,
         }
         for name, j in lay.channel_columns:
             out[:, j] = channel[name]
@@ -322,15 +326,15 @@ class ShipmentFeaturizer:
         """Shipment features by name from columns that are all (n,) arrays or all scalars.
 
         Only operations that mean the same for a numpy array and a numpy scalar are used
-        (``np.float64``, ufuncs, ``==``, ``*``), plus :func:`_each` for dict lookups, so
+        (``np.float64``, ufuncs, ``==``, ``*``), plus :func:`each` for dict lookups, so
         both shapes give bit-identical numbers.
         """
         v: dict[str, Any] = {}
         for f in MODEL_CATEGORICALS:
             if f != "channel_id":
-                v[f] = _each(coder(self._codes[f]), cols[f], np.nan)
+                v[f] = each(coder(self._codes[f]), cols[f], np.nan)
         value = np.float64(cols["declared_value"]) * np.float64(
-            _each(self.usd_rates_.get, cols["currency"], np.nan)
+            each(self.usd_rates_.get, cols["currency"], np.nan)
         )
         weight = number(cols["weight_kg"])
         dims = [number(cols[k]) for k in ("length_cm", "width_cm", "height_cm")]
@@ -338,7 +342,8 @@ class ShipmentFeaturizer:
         log_value = np.log1p(value)
         volumetric = dims[0] * dims[1] * dims[2] / 5000.0
         v["log_value_usd"] = log_value
-        v["log_value_per_kg"] = np.log1p(value / weight)
+        with np.errstate(over="ignore"):  # a contract-valid 1e-320 kg: inf, not a log warning
+            v["log_value_per_kg"] = np.log1p(value / weight)
         v["log_value_per_item"] = np.log1p(value / items)
         v["weight_kg"] = weight
         v["volumetric_kg"] = volumetric
@@ -346,7 +351,7 @@ class ShipmentFeaturizer:
         v["item_count"] = items
         v["month"] = cols["month"]
         v["weekday"] = cols["weekday"]
-        v["peak_season"] = _each(lambda m, d: PEAK_MONTHS.get(int(m), d), cols["month"], 0.0)
+        v["peak_season"] = each(lambda m, d: PEAK_MONTHS.get(int(m), d), cols["month"], 0.0)
         v["months_since_2000"] = _months_since_epoch(cols["year"], cols["month"])
         for src, dst in zip(
             BOOL_FIELDS,
@@ -358,8 +363,11 @@ class ShipmentFeaturizer:
         refusals = number(cols["buyer_prior_refusals"])
         v["buyer_prior_orders"] = orders
         v["buyer_prior_refusals"] = refusals
+        v["address_risk"] = np.float64(  # absent: NaN; a value never seen: unverified
+            each(address_risk, cols["address_quality"], ADDRESS_RISK["unverified"])
+        )
 
-        dest = _each(self._dest_rows.get, cols["destination_country"], self.unknown_destination_)
+        dest = each(self._dest_rows.get, cols["destination_country"], self.unknown_destination_)
         dest = np.array(dest, dtype=np.float64)  # (D,) for a scalar row
         if isinstance(cols["destination_country"], np.ndarray):
             dest = dest.reshape(-1, len(DESTINATION_ATTRS))  # (n, D), also when n == 0
@@ -368,16 +376,17 @@ class ShipmentFeaturizer:
             v[f"dest_{a}"] = d[a]
 
         goods = cols["goods_category"]
-        is_cod = _isin(cols["payment_method"], ("cod",))
-        is_ddu = _isin(cols["duties_terms"], ("DDU",))
+        is_cod = isin(cols["payment_method"], ("cod",))
+        is_ddu = isin(cols["duties_terms"], ("DDU",))
         customs = d["customs_tier"]
-        valuable = _isin(goods, VALUABLE_GOODS)
+        valuable = isin(goods, VALUABLE_GOODS)
         v["cod_x_risk_tier"] = is_cod * d["risk_tier"]
-        v["soft_pack_valuable"] = _isin(cols["packaging"], SOFT_PACKAGING) * valuable
-        v["sensitive_x_customs"] = _isin(goods, SENSITIVE_GOODS) * customs
+        v["soft_pack_valuable"] = isin(cols["packaging"], SOFT_PACKAGING) * valuable
+        v["sensitive_x_customs"] = isin(goods, SENSITIVE_GOODS) * customs
         v["ddu_x_customs"] = is_ddu * customs
-        for name, formula in DERIVED_FEATURES.items():
-            v[name] = formula(v)
+        with np.errstate(over="ignore"):  # extreme contract-valid sizes: inf, not a warning
+            for name, formula in DERIVED_FEATURES.items():
+                v[name] = formula(v)
         return v
 
     # -- plain-data persistence -------------------------------------------------------------
@@ -431,6 +440,13 @@ class ShipmentFeaturizer:
         self.usd_rates_ = dict(catalog.usd_per_unit)
         self.usd_rates_as_of_ = catalog.rates_as_of
 
+    def destination_attribute(self, name: str, countries: Sequence[str]) -> np.ndarray:
+        """A destination attribute (e.g. ``risk_tier``) of each country from the snapshot
+        this pipeline was fitted with (unknown countries: the unknown destination's)."""
+        j = DESTINATION_ATTRS.index(name)
+        rows, unknown = self.destinations_, self.unknown_destination_
+        return np.array([rows.get(c, unknown)[j] for c in countries], dtype=np.float64)
+
     def is_known(self, field: str, value: str) -> bool:
         """Whether a categorical value was seen in training (used for warnings)."""
         return value in self._codes.get(field, {})
@@ -448,24 +464,19 @@ def _typical_row(X: np.ndarray, categorical: Sequence[int]) -> list[float]:
     return [float(v) for v in reference]
 
 
-def _isin(values: Any, members: Sequence[str]) -> Any:
-    """Membership as 1.0/0.0 of an object array (elementwise, without ``np.isin``'s sort)
-    or a scalar; NaN where the value is absent (unknown is neither in nor out)."""
-    wanted = set(members)
-
-    def one(v: Any) -> float:
-        return np.nan if is_absent(v) else float(v in wanted)
-
-    if isinstance(values, np.ndarray):
-        return np.fromiter((one(v) for v in values), np.float64, len(values))
-    return np.float64(one(values))
-
-
-def _each(lookup: Any, values: Any, default: Any) -> Any:
-    """``lookup(value, default)`` for each element of an array (as a list), or for a scalar."""
-    if isinstance(values, np.ndarray):
-        return [lookup(v, default) for v in values]
-    return lookup(values, default)
+def _frame_columns(frame: pd.DataFrame) -> dict[str, Any]:
+    """A DataFrame of contract rows -> the column dict :meth:`ShipmentFeaturizer._encode` reads."""
+    absent = np.full(len(frame), np.nan)  # an optional column the frame lacks: unknown
+    cols: dict[str, Any] = {
+        f: frame[f].to_numpy() if f in frame else absent
+        for f in INPUT_FIELDS
+        if f not in NOT_SHIPMENT
+    }
+    created = pd.to_datetime(frame["created_at"], utc=True)
+    cols["month"] = created.dt.month.to_numpy(dtype=np.float64)
+    cols["weekday"] = created.dt.dayofweek.to_numpy(dtype=np.float64)
+    cols["year"] = created.dt.year.to_numpy(dtype=np.float64)
+    return cols
 
 
 def _record_columns(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

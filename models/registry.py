@@ -7,12 +7,16 @@ rollback knows which version served before.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import shutil
+import sys
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 
 import mlflow
@@ -79,19 +83,66 @@ def configure(tracking_uri: str | None = None) -> str:
     return uri
 
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+"""The MLflow UI (3.x) opens an experiment in GenAI mode (traces, token charts) unless this
+tag says it is a classic ML experiment."""
+CLASSIC_ML = "custom_model_development"
+EXPERIMENT_DESCRIPTION = (
+    "shiprisk: one run per `shiprisk train` (named train-<rows>-seed<seed>; LightGBM risk model "
+    "and logistic baseline, metrics grouped as <group>/<model>_<outcome>_<metric>) and per "
+    "`shiprisk promote` (promote-v<version>, the gate's log losses on the frozen set)."
+)
+
+
 def ensure_experiment(name: str) -> str:
-    """Use experiment ``name``; a new one on a local store keeps artifacts under
-    SHIPRISK_HOME (MLflow would otherwise put them in ``./mlruns`` of the current dir)."""
+    """Use experiment ``name``, a classic ML experiment with a description; a new one on a
+    local store keeps artifacts under SHIPRISK_HOME (MLflow would otherwise put them in
+    ``./mlruns`` of the current dir)."""
     experiment = mlflow.get_experiment_by_name(name)
+    tags = {EXPERIMENT_KIND_TAG: CLASSIC_ML, "mlflow.note.content": EXPERIMENT_DESCRIPTION}
     if experiment is None:
         location = None
         if mlflow.get_tracking_uri().startswith(("sqlite:", "file:")):
             location = get_settings().artifacts_dir.resolve().as_uri()
-        experiment_id = mlflow.create_experiment(name, artifact_location=location)
+        experiment_id = mlflow.create_experiment(name, artifact_location=location, tags=tags)
     else:
         experiment_id = experiment.experiment_id
+        for key, value in tags.items():  # experiments made before the tags existed
+            if experiment.tags.get(key) != value:
+                client().set_experiment_tag(experiment_id, key, value)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, starts: tuple[str, ...]) -> None:
+        super().__init__()
+        self.starts = starts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.starts)
+
+
+@contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """Silence, inside the block only, MLflow notes about its own packaging that a user of
+    shiprisk cannot act on: the integer-column schema hint (our example has no missing
+    values), the pip version it cannot resolve (uv environments have no pip; the model pins
+    no pip requirements), and the registration lines it prints (shiprisk prints its own)."""
+    drop = _DropMessages(("Failed to resolve installed pip version",))
+    env_logger = logging.getLogger("mlflow.utils.environment")
+    with warnings.catch_warnings(), redirect_stderr(io.StringIO()) as printed:
+        warnings.filterwarnings(
+            "ignore", message="Hint: Inferred schema contains integer column", category=UserWarning
+        )
+        env_logger.addFilter(drop)
+        try:
+            yield
+        except BaseException:
+            sys.stderr.write(printed.getvalue())  # a failure keeps everything MLflow said
+            raise
+        finally:
+            env_logger.removeFilter(drop)
 
 
 def client() -> MlflowClient:
@@ -147,15 +198,17 @@ def log_risk_model(
         code_dir = package_tree(Path(tmp) / "code")
         example = pyfunc_input_example(example_frame)
         output = model.predict_frame(example)
-        info = mlflow.pyfunc.log_model(
-            name=name,
-            python_model=str(PYFUNC_CODE),
-            artifacts={ARTIFACT_KEY: str(model_dir)},
-            code_paths=[str(code_dir / "shiprisk")],
-            signature=infer_signature(example, output),
-            input_example=example,
-            pip_requirements=[],
-        )
+        with quiet_mlflow():
+            signature = infer_signature(example, output)
+            info = mlflow.pyfunc.log_model(
+                name=name,
+                python_model=str(PYFUNC_CODE),
+                artifacts={ARTIFACT_KEY: str(model_dir)},
+                code_paths=[str(code_dir / "shiprisk")],
+                signature=signature,
+                input_example=example,
+                pip_requirements=[],
+            )
         info_digest = model_digest(model_dir)
         info_checksums = model.checksums(model_dir)
     mlflow.set_tag(DIGEST_TAG, info_digest)
@@ -184,8 +237,8 @@ def package_tree(destination: Path) -> Path:
 
 def register(model_uri: str, tags: Mapping[str, str] | None = None) -> ModelVersion:
     """Register a logged model as a new version of the shiprisk model."""
-    version = mlflow.register_model(model_uri, model_name(), tags=dict(tags or {}))
-    return version
+    with quiet_mlflow():
+        return mlflow.register_model(model_uri, model_name(), tags=dict(tags or {}))
 
 
 def set_alias(alias: str, version: str | int) -> None:

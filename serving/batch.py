@@ -37,14 +37,44 @@ Output columns (stable order and types; nulls where a value does not apply)::
     recommended_insure             bool    insure on the recommended channel
     recommended_expected_cost_usd  double  its expected cost
     saving_usd                     double  expected_cost_usd - recommended_expected_cost_usd;
-                                           0 when the chosen channel is the recommended one,
-                                           negative only if the chosen channel is not
-                                           eligible or breaks the seller's constraints
+                                           0 when the chosen channel is the recommended one;
+                                           null when the chosen channel is not eligible or
+                                           breaks the seller's constraints (see
+                                           no_saving_reason)
     no_recommendation_reason       string  why there is no recommendation (null otherwise)
+    order_id                       string  as given (columns from here on were appended in
+                                           issue 18; existing positions are unchanged)
+    destination_country            string  as given
+    warnings                       string  JSON list of /score's warnings for this shipment
+                                           (serving/notices.py); null when there are none
+    no_saving_reason               string  why saving_usd is null although there is a
+                                           recommendation: the chosen channel is unknown,
+                                           does not accept the shipment, or breaks the
+                                           seller's constraints
+    expected_profit_usd            double  margin on the sale minus expected_cost_usd on the
+                                           chosen channel (docs/policy.md; null: not priced)
+    recommended_expected_profit_usd double the same on the recommended channel
+    verdict                        string  as /score's: ship, do_not_ship_as_is (every option
+                                           loses money) or no_channel; /score lists the
+                                           alternatives (prepayment, confirm, DDP, decline)
+    support                        int64   training shipments the model saw in the chosen
+                                           channel's cell (channel x declared-value band x
+                                           destination risk tier; null: none recorded)
+    uncertain                      bool    fewer than SHIPRISK_SUPPORT_MIN shipments or
+                                           SHIPRISK_SUPPORT_MIN_EVENTS events of an outcome
+                                           in that cell: an uncertain estimate
+    recommended_support            int64   the same for the recommended channel
+    recommended_uncertain          bool    the recommendation rests on an uncertain estimate
+    reasons, actions               string  only with ``explain``: JSON lists shaped like
+                                           /score's ``reasons`` and ``actions``
+
+Money columns are rounded to the cent. A chosen channel missing from the catalog is scored
+like /score scores it (generic channel attributes; no price, so no expected cost) with a
+warning; it is never recommended.
 
 Error rows: every problem :func:`~shiprisk.data.validation.validate_frame` finds (schema
 ``open``), a ``shipment_id`` already seen earlier in the input (in any chunk: the first
-occurrence is scored, later ones are errors) and a chosen channel missing from the catalog.
+occurrence is scored, later ones are errors).
 ``error_field``/``error_reason`` name the first problem in contract field order.
 
 Output is all-or-nothing. Files are written to ``.<name>.partial-<pid>`` next to the
@@ -70,15 +100,14 @@ import os
 import tempfile
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from shiprisk.data.catalogs import load_catalog
 from shiprisk.data.loaders import (
@@ -86,7 +115,7 @@ from shiprisk.data.loaders import (
     load_mapping,
 )
 from shiprisk.decisions.costs import Constraints, SellerCosts
-from shiprisk.serving.batch_chunks import Chunk, ChunkResult, ChunkScorer
+from shiprisk.serving.batch_chunks import Chunk, ChunkResult, ChunkScorer, output_schema
 from shiprisk.serving.batch_read import (
     BatchError,
     Endpoint,
@@ -96,8 +125,9 @@ from shiprisk.serving.batch_read import (
     read_source,
     sniff_file,
 )
+from shiprisk.serving.batch_report import BatchSummary, Progress, RunTotals, history_columns
 from shiprisk.serving.batch_write import open_sink
-from shiprisk.settings import get_settings
+from shiprisk.settings import BATCH_CHUNK_ROWS, get_settings
 
 if TYPE_CHECKING:  # LightGBM is imported only where a model is loaded (see _init_worker)
     from rich.console import Console
@@ -107,29 +137,6 @@ if TYPE_CHECKING:  # LightGBM is imported only where a model is loaded (see _ini
 
 IN_FLIGHT_PER_WORKER = 2
 """Chunks queued per worker: keeps both cores busy while bounding memory."""
-
-
-@dataclass(frozen=True)
-class BatchSummary:
-    """What a run did; ``pairs`` counts the (shipment, channel) rows the model scored."""
-
-    rows: int
-    scored: int
-    errors: int
-    pairs: int
-    chunks: int
-    seconds: float
-    destination: str
-    model_digest: str
-    errors_by_field: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def rows_per_s(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else float("inf")
-
-    @property
-    def pairs_per_s(self) -> float:
-        return self.pairs / self.seconds if self.seconds > 0 else float("inf")
 
 
 # -- worker processes -------------------------------------------------------------------------
@@ -156,6 +163,7 @@ def _init_worker(
     timezone: str,
     now: str,
     parent_pid: int,
+    explain: bool = False,
 ) -> None:
     """Load the model once per worker; one OpenMP thread each (the workers fill the cores)."""
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
@@ -170,6 +178,7 @@ def _init_worker(
         timezone=timezone,
         now=datetime.fromisoformat(now),
         num_threads=1,
+        explain=explain,
     )
 
 
@@ -233,64 +242,13 @@ def _model_dir(model: RiskModel | str | Path) -> Iterator[tuple[Path, RiskModel 
         yield model.save(Path(tmp) / "model"), model
 
 
-class _Progress:
-    """A rich bar on a terminal; otherwise one plain line per chunk written (for logs)."""
-
-    def __init__(self, enabled: bool, total: int | None, console: Console | None) -> None:
-        from rich.console import Console
-
-        self.enabled = enabled
-        self.console = console or Console(stderr=True)
-        self.bar: Any = None
-        if enabled and self.console.is_terminal:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("scoring open shipments"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=self.console,
-                transient=True,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("score", total=total)
-
-    def chunk_written(self, result: ChunkResult) -> None:
-        if not self.enabled:
-            return
-        rows, first_row = result.scored + result.errors, result.first_row
-        if self.bar is not None:
-            self.bar.advance(self.task, rows)
-        else:
-            self.console.print(
-                f"chunk {result.index + 1} written: rows {first_row:,}-{first_row + rows - 1:,} "
-                f"({result.scored:,} scored, {result.errors:,} errors)",
-                highlight=False,
-                soft_wrap=True,
-            )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
-
-
 def score_open(
     source: Endpoint,
     destination: Endpoint,
     *,
     model: RiskModel | str | Path,
     costs: SellerCosts | None = None,
-    chunk_rows: int = 50_000,
+    chunk_rows: int = BATCH_CHUNK_ROWS,
     workers: int = 2,
     progress: bool = True,
     mapping: Mapping | str | Path | None = None,
@@ -298,6 +256,7 @@ def score_open(
     now: datetime | None = None,
     console: Console | None = None,
     allow_empty: bool = False,
+    explain: bool = False,
 ) -> BatchSummary:
     """Score every open shipment of ``source`` into ``destination`` (see the module doc).
 
@@ -307,6 +266,10 @@ def score_open(
     is the clock for the "created in the future" check (default: the start of the run).
     Raises on a fatal problem; nothing is written then. An input without a single row is
     one: it would replace the previous good output with nothing (``allow_empty`` permits it).
+
+    ``explain`` adds the ``reasons`` and ``actions`` columns (slower: one explanation per row).
+    Input that carries outcome columns (delivered history, not open shipments) is scored,
+    with a warning in the summary's ``notes`` (and on ``console``).
 
     Memory is bounded by ``chunk_rows`` x (2 x ``workers`` chunks in flight) plus the set of
     shipment ids seen so far (the repeated-id check spans chunks: ~100 bytes per row).
@@ -329,6 +292,11 @@ def score_open(
 
     from shiprisk.models.risk_model import model_digest, read_manifest, verify_files
 
+    notes = history_columns(src, mapping)
+    if notes and console is not None:
+        for note in notes:
+            console.print(f"[yellow]warning:[/yellow] {note}", highlight=False, soft_wrap=True)
+
     with ExitStack() as stack:
         model_dir, loaded = stack.enter_context(_model_dir(model))
         verify_files(model_dir, read_manifest(model_dir))  # fail here, not in a worker
@@ -341,9 +309,10 @@ def score_open(
             "usd_rates_as_of": load_catalog().rates_as_of,  # the dated rates every USD uses
         }
         total, frames = stack.enter_context(read_source(src, chunk_rows, mapping is not None))
-        bar = _Progress(progress, total, console)
+        bar = Progress(progress, total, console)
         stack.callback(bar.close)
-        sink = open_sink(dst, metadata)
+        schema = output_schema(explain)
+        sink = open_sink(dst, metadata, schema)
         chunks = number_chunks(frames, mapping, set())
         try:
             if workers <= 1:
@@ -351,7 +320,9 @@ def score_open(
                     from shiprisk.models.risk_model import RiskModel
 
                     loaded = RiskModel.load(model_dir, compile_trees=get_settings().compiled_trees)
-                scorer = ChunkScorer(loaded, costs, constraints, timezone=timezone, now=now)
+                scorer = ChunkScorer(
+                    loaded, costs, constraints, timezone=timezone, now=now, explain=explain
+                )
                 results: Iterator[ChunkResult] = (scorer(c) for c in chunks)
             else:
                 pool = ProcessPoolExecutor(
@@ -365,25 +336,20 @@ def score_open(
                         timezone,
                         now.isoformat(),
                         os.getpid(),
+                        explain,
                     ),
                 )
                 stack.callback(pool.shutdown, wait=True, cancel_futures=True)
                 results = _ordered_map(
                     pool, _score_in_worker, chunks, depth=IN_FLIGHT_PER_WORKER * workers
                 )
-            rows = scored = errors = pairs = n_chunks = 0
-            by_field: Counter[str] = Counter()
+            totals = RunTotals()
             for result in results:
                 sink.write(result.batch)
-                n_chunks += 1
-                rows += result.scored + result.errors
-                scored += result.scored
-                errors += result.errors
-                pairs += result.pairs
-                by_field.update(result.error_fields)
+                totals.add(result)
                 bar.chunk_written(result)
             bar.close()
-            if rows == 0 and not allow_empty:
+            if totals.rows == 0 and not allow_empty:
                 raise BatchError(
                     "the input has no rows: nothing written, the previous output (if any) is "
                     "unchanged (allow an empty output with --allow-empty)"
@@ -392,16 +358,11 @@ def score_open(
         except BaseException:
             sink.abort()
             raise
-    return BatchSummary(
-        rows=rows,
-        scored=scored,
-        errors=errors,
-        pairs=pairs,
-        chunks=n_chunks,
+    return totals.summary(
         seconds=time.perf_counter() - start,
         destination=f"table {dst.table} in {dst.url}" if isinstance(dst, SqlTable) else str(dst),
         model_digest=digest,
-        errors_by_field=dict(sorted(by_field.items(), key=lambda kv: (-kv[1], kv[0]))),
+        notes=notes,
     )
 
 

@@ -48,8 +48,11 @@ SQL_INSERT_ROWS = 10_000
 class FileSink:
     """Chunks go to a temp file beside the output; ``commit`` fsyncs and renames it."""
 
-    def __init__(self, path: Path, metadata: dict[str, str]) -> None:
+    def __init__(
+        self, path: Path, metadata: dict[str, str], schema: pa.Schema = OUTPUT_SCHEMA
+    ) -> None:
         self.path = Path(path)
+        self.schema = schema
         self._file = AtomicFile(self.path)
         self.tmp = self._file.tmp
         self.metadata = metadata
@@ -86,7 +89,7 @@ class ParquetSink(FileSink):
     """One row group per chunk; run settings in the footer's key-value metadata."""
 
     def _open_writer(self) -> pq.ParquetWriter:
-        schema = OUTPUT_SCHEMA.with_metadata({f"shiprisk.{k}": v for k, v in self.metadata.items()})
+        schema = self.schema.with_metadata({f"shiprisk.{k}": v for k, v in self.metadata.items()})
         return pq.ParquetWriter(self._fh, schema, compression="zstd")
 
 
@@ -99,7 +102,7 @@ class CsvSink(FileSink):
     """
 
     def _open_writer(self) -> pacsv.CSVWriter:
-        return pacsv.CSVWriter(self._fh, OUTPUT_SCHEMA)
+        return pacsv.CSVWriter(self._fh, self.schema)
 
     def write(self, batch: pa.RecordBatch) -> None:
         super().write(neutralise_formulas(batch))
@@ -124,12 +127,14 @@ class SqlSink:
     output share one SQLite file: no write waits for our own open read cursor).
     """
 
-    def __init__(self, target: SqlTable, metadata: dict[str, str]) -> None:
+    def __init__(
+        self, target: SqlTable, metadata: dict[str, str], schema: pa.Schema = OUTPUT_SCHEMA
+    ) -> None:
         self.target = target
         remove_stale_spools()
         remove_stale_staging(target)
         self._dir = Path(tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-"))
-        self._spool = ParquetSink(self._dir / "scores.parquet", metadata)
+        self._spool = ParquetSink(self._dir / "scores.parquet", metadata, schema)
 
     def write(self, batch: pa.RecordBatch) -> None:
         self._spool.write(batch)
@@ -146,12 +151,14 @@ class SqlSink:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def open_sink(destination: Path | SqlTable, metadata: dict[str, str]) -> Any:
+def open_sink(
+    destination: Path | SqlTable, metadata: dict[str, str], schema: pa.Schema = OUTPUT_SCHEMA
+) -> Any:
     if isinstance(destination, SqlTable):
-        return SqlSink(destination, metadata)
+        return SqlSink(destination, metadata, schema)
     if is_parquet(destination):
-        return ParquetSink(destination, metadata)
-    return CsvSink(destination, metadata)
+        return ParquetSink(destination, metadata, schema)
+    return CsvSink(destination, metadata, schema)
 
 
 def _sql_type(t: pa.DataType) -> Any:
@@ -235,8 +242,9 @@ def write_table(target: SqlTable, parquet_file: Path) -> None:
     engine = engine_for(target, write=True)
     q = engine.dialect.identifier_preparer.quote
     staging = staging_name(target)
+    pf = pq.ParquetFile(parquet_file)
     table = sa.Table(
-        staging, sa.MetaData(), *(sa.Column(f.name, _sql_type(f.type)) for f in OUTPUT_SCHEMA)
+        staging, sa.MetaData(), *(sa.Column(f.name, _sql_type(f.type)) for f in pf.schema_arrow)
     )
 
     def run(sql: str) -> Callable[[], None]:
@@ -269,7 +277,6 @@ def write_table(target: SqlTable, parquet_file: Path) -> None:
 
     try:
         retry_locked(create, target, "creating the staging table")
-        pf = pq.ParquetFile(parquet_file)
         for batch in pf.iter_batches(batch_size=SQL_INSERT_ROWS):
             rows = batch.to_pylist()
             if rows:

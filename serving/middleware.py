@@ -37,6 +37,7 @@ DECLARED_ERRORS = (400, 401, 413, 415, 503, 504)
 BENTOML_ERROR_SCHEMAS = ("InvalidArgument", "NotFound", "InternalServerError")
 """BentoML's error bodies, which this service never sends (``ErrorShapeMiddleware``)."""
 log = logging.getLogger("shiprisk.serving")
+log.setLevel(logging.INFO)  # client errors are one INFO line each (BentoML's root is WARNING)
 
 
 async def send_json(
@@ -210,12 +211,35 @@ class ErrorShapeMiddleware:
                 receive,
                 tracking,
                 when=lambda status: status >= 400,
-                transform=lambda raw, status: reshape(raw, status, self.known),
+                transform=lambda raw, status: self._reshaped(raw, status, scope),
             )
         except Exception as exc:
             log.error("%s on %s: %s", ERROR_TEXT[500], scope.get("method"), type(exc).__name__)
             if not tracking.started:
                 await send_json(send, 500, error_body(500))
+
+    def _reshaped(self, raw: bytes, status: int, scope: Scope) -> bytes:
+        """The documented body; a client error is also one INFO line (no traceback): status,
+        method, the fixed text and the contract fields blamed, never a value or a path."""
+        body = reshape(raw, status, self.known)
+        if 400 <= status < 500:
+            method = scope.get("method")
+            method = method if method in HTTP_METHODS else "other"
+            try:
+                fields = sorted({f["field"] for f in json.loads(body).get("fields", [])})
+            except (ValueError, AttributeError, TypeError, KeyError):
+                fields = []
+            log.info(
+                "client error %s on %s: %s%s",
+                status,
+                method,
+                ERROR_TEXT.get(status, "request failed"),
+                f" (fields: {', '.join(fields[:10])})" if fields else "",
+            )
+        return body
+
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class OpenApiMiddleware:

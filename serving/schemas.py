@@ -47,6 +47,15 @@ class ScoreRequest(ShipmentRequest):
     costs: SellerCosts | None = Field(
         default=None, description="Overrides of the seller cost settings for this request."
     )
+    sale_value: float | None = Field(
+        default=None,
+        gt=0,
+        le=1e9,
+        allow_inf_nan=False,
+        description="What the buyer paid for the goods, in `currency`, when it differs from "
+        "declared_value (an under-declared parcel): refunds are of the sale value, carrier "
+        "liability and insurance pay on the declared value. Default: declared_value.",
+    )
     extra: dict[str, StrictFloat | StrictInt | StrictStr] | None = Field(
         default=None,
         description="Seller extra features (declared in the history mapping's `extras`, "
@@ -150,8 +159,9 @@ ChannelScore = create_model(
     insure=(
         bool,
         Field(
-            description="Buy insurance on this channel: true when the premium is below the "
-            "expected insurance payout (times the seller's risk_aversion)."
+            description="Buy insurance on this channel: true when insuring raises the "
+            "certainty equivalent (premium vs expected payout, weighed by the seller's "
+            "risk_tolerance_usd; docs/policy.md)."
         ),
     ),
     expected_cost_usd=(Money | None, _money(_EXPECTED)),
@@ -174,11 +184,53 @@ ChannelScore = create_model(
             "or full.",
         ),
     ),
+    expected_profit_usd=(
+        Money | None,
+        _money(
+            "Margin on the sale minus expected_cost_usd (docs/policy.md); null if not scored. In"
+        ),
+    ),
+    certainty_equivalent_usd=(
+        Money | None,
+        Field(
+            None,
+            description="The profit the seller values this channel at, given its risk "
+            "tolerance (costs.risk_tolerance_usd); the recommendation is the allowed channel "
+            "where it is highest. USD, rounded to the cent; null if not scored.",
+        ),
+    ),
+    support=(
+        int | None,
+        Field(
+            default=None,
+            description="Training shipments the model saw in this channel's cell (same "
+            "channel, declared-value band and destination risk tier); null: the model "
+            "records no counts",
+        ),
+    ),
+    support_events=(
+        int | None,
+        Field(
+            default=None,
+            description="The fewest training events of any outcome (e.g. losses) in that "
+            "cell; null: the model records no counts",
+        ),
+    ),
+    uncertain=(
+        bool,
+        Field(
+            default=False,
+            description="The estimate rests on few comparable training shipments: fewer "
+            "than SHIPRISK_SUPPORT_MIN shipments or SHIPRISK_SUPPORT_MIN_EVENTS events in its "
+            "cell; treat its risks with care",
+        ),
+    ),
 )
 
 Recommendation = create_model(
     "Recommendation",
-    __doc__="The allowed channel with the lowest expected cost, with its insure decision.",
+    __doc__="The allowed channel the seller values most (highest certainty equivalent), "
+    "with its insure decision.",
     channel_id=(str, Field(description="The recommended channel.")),
     insure=(bool, Field(description="Buy insurance on the recommended channel.")),
     **_probabilities(),
@@ -201,6 +253,29 @@ Recommendation = create_model(
             "Expected cost of the cheapest channel minus the recommendation's (0 or more; "
             "negative when the seller's constraints rule the cheaper choice out); null if "
             "there is no cheapest channel. In"
+        ),
+    ),
+    expected_profit_usd=(
+        Money | None,
+        _money("Margin on the sale minus expected_cost_usd on the recommended channel, in"),
+    ),
+    certainty_equivalent_usd=(
+        Money | None,
+        _money(
+            "The profit the seller values the recommendation at, given its risk tolerance "
+            "(costs.risk_tolerance_usd): what the recommendation maximises. In"
+        ),
+    ),
+    support=(
+        int | None,
+        Field(default=None, description="The recommended channel's support (see ChannelScore)."),
+    ),
+    uncertain=(
+        bool,
+        Field(
+            default=False,
+            description="The recommendation rests on an uncertain estimate: the recommended "
+            "channel's (see ChannelScore.uncertain); a warning says which",
         ),
     ),
 )
@@ -226,6 +301,22 @@ class Action(BaseModel):
 
     code: str = Field(description="Stable id of the action, e.g. 'verify_address'.")
     text: str = Field(description="What to do and why, in one or two sentences.")
+
+
+class Alternative(BaseModel):
+    """An order change (or declining it) with the expected profit the policy sees for it."""
+
+    code: str = Field(
+        description="Stable id: require_prepayment, confirm_with_buyer, ship_ddp or decline."
+    )
+    text: str = Field(description="What the seller would do, in one sentence.")
+    expected_profit_usd: Money | None = Field(
+        description="Expected profit on the changed order's best channel, USD rounded to the "
+        "cent; null = still no channel accepts it."
+    )
+    channel_id: str | None = Field(
+        None, description="The channel the changed order would ship on; null if none."
+    )
 
 
 class ModelRef(BaseModel):
@@ -261,6 +352,19 @@ class ScoreResponse(BaseModel):
         "recommendation); empty when none."
     )
     model: ModelRef = Field(description="The model that produced the answer.")
+    verdict: Literal["ship", "do_not_ship_as_is", "no_channel"] | None = Field(
+        default=None,
+        description="ship; do_not_ship_as_is = every option loses money (see alternatives); "
+        "no_channel = no channel accepts the shipment (see verdict_reason, alternatives).",
+    )
+    verdict_reason: str | None = Field(
+        None, description="Why the verdict is not 'ship', in plain words; null when it is."
+    )
+    alternatives: list[Alternative] = Field(
+        default=[],
+        description="When the verdict is not 'ship': order changes and declining, each with "
+        "its expected profit, best first; empty otherwise.",
+    )
 
 
 class BatchResponse(BaseModel):

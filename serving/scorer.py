@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import TypeAdapter
 
 from shiprisk.data.catalogs import TRACKING_NAMES, Catalog, load_catalog
 from shiprisk.data.contract import SHIPMENT_FIELDS
 from shiprisk.data.outcomes import EVENTS
 from shiprisk.decisions.actions import mitigations
+from shiprisk.decisions.alternatives import alternatives, no_channel_reason, verdict
 from shiprisk.decisions.candidates import ineligibility_reasons
 from shiprisk.decisions.costs import SellerCosts, cents, resolve_costs
 from shiprisk.decisions.policy import blocked_reasons
@@ -28,8 +30,14 @@ from shiprisk.models.risk_model import RiskModel
 from shiprisk.serving import explain as explain_mod
 from shiprisk.serving.extras import check_extra
 from shiprisk.serving.missing import decision_warnings, field_warnings, price_estimated
+from shiprisk.serving.notices import (
+    no_recommendation_warning,
+    shipment_warnings,
+    uncertain_warning,
+)
 from shiprisk.serving.schemas import (
     Action,
+    Alternative,
     ChannelScore,
     ModelRef,
     Reason,
@@ -51,6 +59,21 @@ class Scorer:
     ref: ModelRef
     catalog: Catalog
     costs: SellerCosts
+    support_min: int | None = None
+    """Fewer training shipments in a channel's cell: the answer is flagged uncertain
+    (default: ``settings.support_min``)."""
+    support_min_events: int | None = None
+    """Fewer training events of any outcome there: also uncertain (settings' default)."""
+
+    def __post_init__(self) -> None:
+        if self.support_min is None:
+            self.support_min = get_settings().support_min
+        if self.support_min_events is None:
+            self.support_min_events = get_settings().support_min_events
+
+    def _uncertain(self, shipments: int, events: int) -> bool:
+        """Few comparable training shipments or events (-1: the model records none)."""
+        return 0 <= shipments < self.support_min or 0 <= events < self.support_min_events
 
     @classmethod
     def from_directory(
@@ -97,7 +120,7 @@ class Scorer:
         return out  # type: ignore[return-value]
 
     def _score_group(self, requests: list[ScoreRequest], with_reasons: bool) -> list[ScoreResponse]:
-        records = [{f: r.__dict__[f] for f in SHIPMENT_FIELDS} for r in requests]
+        records = [_record(r) for r in requests]
         extra_warnings = self._extras(requests, records)
         costs = resolve_costs(self.costs, requests[0].costs)
         scored = score(
@@ -114,6 +137,18 @@ class Scorer:
             self._answer(r, record, scored, i, with_reasons)
             for i, (r, record) in enumerate(zip(requests, records, strict=True))
         ]
+        # Say why, and what would make the order pay: one more scoring-path call per group.
+        pending = [i for i, answer in enumerate(answers) if answer.verdict not in (None, "ship")]
+        if pending:
+            options = alternatives(
+                self.model,
+                self.catalog,
+                [records[i] for i in pending],
+                costs,
+                requests[0].constraints,
+            )
+            for i, found in zip(pending, options, strict=True):
+                self._explain_verdict(answers[i], records[i], found)
         for answer, notes in zip(answers, extra_warnings, strict=True):
             answer.warnings[:0] = notes
         return answers
@@ -131,6 +166,17 @@ class Scorer:
             notes.append(warned)
         return notes
 
+    def _explain_verdict(
+        self, answer: ScoreResponse, record: dict[str, Any], found: list[Any]
+    ) -> None:
+        if answer.verdict == "no_channel" and not any(c.eligible for c in answer.channels):
+            answer.verdict_reason = no_channel_reason(self.catalog, record)
+        elif answer.verdict == "do_not_ship_as_is":
+            answer.verdict_reason = (
+                "every option's expected profit is negative: shipping as is loses money"
+            )
+        answer.alternatives = [Alternative(**a.__dict__) for a in found]
+
     def _answer(
         self,
         request: ScoreRequest,
@@ -139,11 +185,15 @@ class Scorer:
         i: int,
         with_reasons: bool,
     ) -> ScoreResponse:
-        found = self._warnings(record, request)
-        warnings = [*found, *decision_warnings(record, False)]  # without a recommendation
+        noted = self._warnings(record, request)
+        warnings = [*noted, *decision_warnings(record, False)]  # without a recommendation
         ids = scored.ids_of(i)
         if not ids:
-            return self._empty(request, warnings, "no channel in the catalog accepts this shipment")
+            answer = self._empty(
+                request, warnings, "no channel in the catalog accepts this shipment"
+            )
+            answer.verdict = "no_channel"
+            return answer
         k = len(ids)
         table, decision = scored.table, scored.decision
         requested = {request.channel_id} | {c.channel_id for c in request.candidates or ()}
@@ -162,7 +212,14 @@ class Scorer:
         estimated = price_estimated(record)
         quoted = {c.channel_id for c in request.candidates or () if c.quoted_price_usd is not None}
         expected = _nums(decision.expected_cost[i, :k])
+        country = [record["destination_country"]]
+        at_i = table.value_usd[i : i + 1]
+        cells = np.array([ids], dtype=object)
+        support = self.model.support_of(cells, at_i, country)[0].tolist()
+        events = self.model.support_events_of(cells, at_i, country)[0].tolist()
         uninsured = _nums(decision.expected_cost_uninsured[i, :k])
+        profit = _nums(decision.expected_profit[i, :k])
+        certain = _nums(decision.utility[i, :k])
         rows = []
         for j, cid in enumerate(ids):
             ch = self._channel(cid)
@@ -185,12 +242,19 @@ class Scorer:
                     "expected_cost_uninsured_usd": uninsured[j],
                     "transit_days": transit[j],
                     "tracking": TRACKING_NAMES[tracking[j]] if ch else None,
+                    "expected_profit_usd": profit[j],
+                    "certainty_equivalent_usd": certain[j],
+                    "support": support[j] if support[j] >= 0 else None,
+                    "support_events": events[j] if events[j] >= 0 else None,
+                    "uncertain": self._uncertain(support[j], events[j]),
                 }
             )
         channels = _CHANNEL_LIST.validate_python(rows)  # one pydantic-core call for all rows
         rec = int(decision.recommended[i])
         if rec < 0:
-            return self._empty(request, warnings, str(decision.reasons[i]), channels)
+            answer = self._empty(request, warnings, str(decision.reasons[i]), channels)
+            answer.verdict = "no_channel" if not any(eligible) else None
+            return answer
         cheap = int(decision.cheapest[i])
         best = channels[rec]
         recommendation = Recommendation(
@@ -202,7 +266,14 @@ class Scorer:
             expected_cost_usd=best.expected_cost_usd or 0.0,
             cheapest_channel_id=ids[cheap] if cheap >= 0 else None,
             saving_vs_cheapest_usd=_saving(channels, cheap, best.expected_cost_usd),
+            expected_profit_usd=best.expected_profit_usd,
+            certainty_equivalent_usd=_num(decision.best_utility[i]),
+            support=best.support,
+            uncertain=best.uncertain,
         )
+        warnings = [*noted, *decision_warnings(record, True)]  # the decision is less certain
+        if best.uncertain:
+            warnings.append(self._uncertain_warning(best, float(table.value_usd[i]), record))
         reasons = []
         if with_reasons:
             x = (
@@ -210,7 +281,11 @@ class Scorer:
                 if scored.X is not None
                 else self.model.featurizer.encode_channels(record, [best.channel_id])[0]
             )
-            reasons = [Reason(**r.__dict__) for r in self.explain(record, best.channel_id, x)]
+            found = [
+                *explain_mod.channel_comparison(channels, rec, cheap),
+                *self.explain(record, best.channel_id, x),
+            ]
+            reasons = [Reason(**r.__dict__) for r in found]
         actions = mitigations(
             record,
             destination=self.catalog.destination_by_country.get(record["destination_country"]),
@@ -223,8 +298,9 @@ class Scorer:
             recommendation=recommendation,
             reasons=reasons,
             actions=[Action(**a) for a in actions],
-            warnings=[*found, *decision_warnings(record, True)],
+            warnings=warnings,
             model=self.ref,
+            verdict=verdict(_num(decision.best_utility[i])),
         )
 
     def explain(self, record: Mapping[str, Any], channel_id: str, x: Any) -> list[Any]:
@@ -232,32 +308,31 @@ class Scorer:
         return explain_mod.explain(self.model, {**record, "channel_id": channel_id}, x)
 
     # -- helpers ------------------------------------------------------------------------------
+    def _uncertain_warning(self, best: Any, value_usd: float, record: Mapping[str, Any]) -> str:
+        country = [record["destination_country"]]
+        tier = int(self.model.featurizer.destination_attribute("risk_tier", country)[0])
+        return uncertain_warning(
+            best.channel_id,
+            best.support,
+            best.support_events,
+            value_usd,
+            tier,
+            self.support_min,
+            self.support_min_events,
+        )
+
     def _channel(self, channel_id: str) -> Any:
         index = self.catalog.channel_index.get(channel_id)
         return None if index is None else self.catalog.channels[index]
 
     def _warnings(self, record: Mapping[str, Any], request: ScoreRequest) -> list[str]:
-        out = []
-        country = record["destination_country"]
-        if country not in self.catalog.country_index:
-            out.append(
-                f"destination_country {country} is not in the destination catalog: scored as "
-                "an unknown destination (zone 5, risk tier 2); treat the figures with care"
-            )
         listed = [request.channel_id, *(c.channel_id for c in request.candidates or ())]
-        for cid in dict.fromkeys(c for c in listed if c is not None):
-            if cid not in self.catalog.channel_index:
-                out.append(
-                    f"channel_id {cid} is not in the channel catalog: scored with generic "
-                    "channel attributes and never recommended"
-                )
-            elif not self.model.featurizer.is_known("channel_id", cid):
-                out.append(f"channel_id {cid} did not occur in the training data")
-        if country in self.catalog.country_index and not self.model.featurizer.is_known(
-            "destination_country", country
-        ):
-            out.append(f"destination_country {country} did not occur in the training data")
-        return [*out, *field_warnings(record, self.model.featurizer.fields_)]
+        return [
+            *shipment_warnings(
+                self.catalog, self.model.featurizer, record["destination_country"], listed
+            ),
+            *field_warnings(record, self.model.featurizer.fields_),
+        ]
 
     def _empty(
         self,
@@ -273,9 +348,17 @@ class Scorer:
             no_recommendation_reason=reason,
             reasons=[],
             actions=[],
-            warnings=[*warnings, f"no recommendation: {reason}"],
+            warnings=[*warnings, no_recommendation_warning(reason)],
             model=self.ref,
         )
+
+
+def _record(request: ScoreRequest) -> dict[str, Any]:
+    """The contract fields of a request, plus its optional sale value (cost side only)."""
+    record = {f: request.__dict__[f] for f in SHIPMENT_FIELDS}
+    if request.sale_value is not None:
+        record["sale_value"] = request.sale_value
+    return record
 
 
 def _settings_key(request: ScoreRequest) -> str:
@@ -290,6 +373,12 @@ def _saving(channels: list[Any], cheap: int, best: float | None) -> float | None
     shown (so the answer adds up to the cent); the decision was taken on exact costs."""
     other = channels[cheap].expected_cost_usd if cheap >= 0 else None
     return None if other is None or best is None else cents(other - best)
+
+
+def _num(value: Any) -> float | None:
+    """JSON-safe float: NaN/inf (not applicable) become null."""
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def _nums(values: Any) -> list[float | None]:

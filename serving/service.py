@@ -28,6 +28,7 @@ from shiprisk.serving.schemas import (
 from shiprisk.settings import get_settings
 
 log = logging.getLogger("shiprisk.service")
+log.setLevel(logging.INFO)  # the start-up line is news, not a warning; BentoML's root is WARNING
 _settings = get_settings()
 MODEL_TAG = pinned_tag() or f"{BENTO_MODEL_NAME}:unpinned"
 _API_KEY = _settings.resolved_api_key()
@@ -62,7 +63,7 @@ class ShipRisk:
         self.scorer = Scorer.from_directory(Path(self.stored_model.path), ref)
         self.ref = ref
         self.max_batch = get_settings().max_batch
-        log.warning(
+        log.info(
             "shiprisk serving %s (MLflow version %s, digest %s)", MODEL_TAG, ref.version, ref.digest
         )
 

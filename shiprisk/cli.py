@@ -1,8 +1,10 @@
-"""The ``shiprisk`` command line: data, train, promote, serve, batch scoring, main job.
+"""shiprisk: shipment risk scoring. Simulate or load a shipment history, train and
+promote a model, serve it over HTTP, and score open shipments in batch.
 
-Each command imports its stage lazily so ``shiprisk --help`` stays fast and no stage does
-work at import time.
+Start with `shiprisk run` (simulate, train, promote, serve); the README walks through the rest.
 """
+
+# Developer note: each command imports its stage inside the function, so --help stays fast.
 
 from __future__ import annotations
 
@@ -12,45 +14,93 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-data_app = typer.Typer(no_args_is_help=True, help="Simulated world and real histories.")
+from shiprisk.settings import BATCH_CHUNK_ROWS
+
+# Plain click help (rich_markup_mode=None): typer's rich panels print a "<bool>" type after
+# --help and every flag. Defaults of options that come from settings are written in the help
+# text (see _default), since their declared default is None (None: use the setting).
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, rich_markup_mode=None)
+data_app = typer.Typer(
+    no_args_is_help=True, help="Simulate a shipment history, or check a seller's own history."
+)
 app.add_typer(data_app, name="data")
 console = Console(stderr=True)
 
+MAPPING_HELP = (
+    "column/value mapping of your export onto the contract (YAML; format: docs/history.md)"
+)
+COSTS_HELP = "seller cost overrides (YAML; format and example: examples/costs.yaml)"
 
-@data_app.command("generate")
+
+def _default(name: str, text: str | None = None) -> str:
+    """'[default: <setting>, env SHIPRISK_<NAME>]': the number lives only in Settings."""
+    from shiprisk.settings import Settings
+
+    value = text if text is not None else Settings.model_fields[name].default
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = f"{value:_}".replace("_", ",") if value >= 10_000 else value
+    return f"[default: {value}; env SHIPRISK_{name.upper()}]"
+
+
+@data_app.command("generate", short_help="Draw a simulated shipment history.")
 def data_generate(
-    rows: Annotated[int, typer.Option(min=1, help="shipments to draw")] = 200_000,
-    seed: Annotated[int, typer.Option(help="random seed (same seed, same file)")] = 7,
-    output: Annotated[Path | None, typer.Option(help="Parquet file to write")] = None,
-    world: Annotated[str, typer.Option(help="'default' or 'shifted'")] = "default",
+    rows: Annotated[
+        int | None,
+        typer.Option(min=1, help=f"shipments to draw {_default('default_rows')}"),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help=f"random seed: same seed, same file {_default('default_seed')}"),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            help="Parquet file to write [default: data/shipments.parquet under SHIPRISK_HOME, "
+            ".shiprisk]"
+        ),
+    ] = None,
+    world: Annotated[
+        str, typer.Option(help="'default', or 'shifted' (a drifted world, to test retraining)")
+    ] = "default",
 ) -> None:
-    """Draw a simulated shipment history with known true probabilities."""
+    """Draw a simulated shipment history with known true probabilities.
+
+    The default size and seed are those `shiprisk run` uses for its first model.
+    """
     from shiprisk.data.simulator import generate_to_parquet
     from shiprisk.settings import get_settings
 
     settings = get_settings()
     target = output or settings.default_dataset
-    path = generate_to_parquet(rows=rows, seed=seed, output=target, world=world)
-    console.print(f"wrote {rows:,} shipments to {path}")
+    n = rows or settings.default_rows
+    path = generate_to_parquet(
+        rows=n, seed=settings.default_seed if seed is None else seed, output=target, world=world
+    )
+    console.print(f"wrote {n:,} shipments to {path}")
 
 
-@data_app.command("validate")
+@data_app.command("validate", short_help="Check a history file against the contract.")
 def data_validate(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or Parquet")],
-    mapping: Annotated[
-        Path | None,
+    mapping: Annotated[Path | None, typer.Option(help=f"{MAPPING_HELP} [default: none]")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="write every invalid row here (CSV) [default: not written]")
+    ] = None,
+    maturity_days: Annotated[
+        int | None,
         typer.Option(
-            help="column/value mapping (YAML); `shiprisk data template` writes one, "
-            "docs/history.md documents it, examples/history_mapping.yaml is one"
+            help="shipments younger than this many days have no known outcome yet "
+            f"{_default('maturity_days')}"
         ),
     ] = None,
-    report: Annotated[Path | None, typer.Option(help="write every invalid row here (CSV)")] = None,
-    maturity_days: Annotated[int | None, typer.Option(help="outcome maturity window")] = None,
-    config: Annotated[Path | None, typer.Option(help="training config (YAML)")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="training config (YAML) [default: configs/train.yaml]")
+    ] = None,
     max_drop_share: Annotated[
         float | None,
-        typer.Option(min=0, max=1, help="invalid-row share train refuses above"),
+        typer.Option(
+            min=0, max=1, help=f"invalid-row share train refuses above {_default('max_drop_share')}"
+        ),
     ] = None,
 ) -> None:
     """Check a history export and say what `train` will do with it (exit 1: it would refuse).
@@ -80,7 +130,7 @@ def data_validate(
         raise typer.Exit(code=1)
 
 
-@data_app.command("template")
+@data_app.command("template", short_help="Write a commented example mapping.")
 def data_template(
     output: Annotated[
         Path | None, typer.Argument(help="file to write (default: print it)", dir_okay=False)
@@ -111,24 +161,39 @@ def _one_line_error(what: str, exc: BaseException) -> None:
     raise typer.Exit(code=2) from None
 
 
-@app.command("train")
+@app.command("train", short_help="Train a model and register it as the challenger.")
 def train_cmd(
     data: Annotated[
-        Path | None, typer.Option(help="history file (default: the simulated dataset)")
-    ] = None,
-    config: Annotated[Path | None, typer.Option(help="training config (YAML)")] = None,
-    mapping: Annotated[
         Path | None,
-        typer.Option(help="column/value mapping for --data (docs/history.md, examples/)"),
+        typer.Option(
+            help="history file, CSV or Parquet [default: the simulated dataset, drawn if missing]"
+        ),
     ] = None,
-    rows: Annotated[int | None, typer.Option(help="rows to simulate if no dataset exists")] = None,
-    seed: Annotated[int | None, typer.Option(help="seed for a simulated dataset")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="training config (YAML) [default: configs/train.yaml]")
+    ] = None,
+    mapping: Annotated[
+        Path | None, typer.Option(help=f"{MAPPING_HELP}, for --data [default: none]")
+    ] = None,
+    rows: Annotated[
+        int | None,
+        typer.Option(help=f"rows to simulate if no dataset exists {_default('default_rows')}"),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help=f"seed for a simulated dataset {_default('default_seed')}"),
+    ] = None,
     max_drop_share: Annotated[
         float | None,
-        typer.Option(min=0, max=1, help="refuse above this share of invalid rows"),
+        typer.Option(
+            min=0,
+            max=1,
+            help=f"refuse above this share of invalid rows {_default('max_drop_share')}",
+        ),
     ] = None,
 ) -> None:
-    """Train LightGBM + baseline, log to MLflow, register the version as 'challenger'.
+    """Train the risk model and a logistic baseline, log both to MLflow, and register the
+    model as 'challenger' (`shiprisk promote` decides whether it serves).
 
     Check a history first with `shiprisk data validate` (it says what train will do).
     """
@@ -137,7 +202,7 @@ def train_cmd(
 
     path = data or _ensure_dataset(rows, seed)
     try:
-        result = train(
+        train(  # prints what it left out, its progress and a summary
             path,
             config_file=config,
             mapping=mapping,
@@ -149,35 +214,33 @@ def train_cmd(
         raise typer.Exit(code=2) from exc
     except (HistoryFileError, FileNotFoundError, IsADirectoryError) as exc:
         _one_line_error(f"cannot train on {path}", exc)
-    console.print(f"run {result.run_id}: version {result.version} is the challenger")
 
 
-@app.command("promote")
+@app.command("promote", short_help="Make the challenger champion if it passes the gate.")
 def promote_cmd(
     max_ratio: Annotated[
-        float | None, typer.Option(help="gate: challenger log loss <= ratio x champion's")
+        float | None,
+        typer.Option(
+            help="gate: the challenger's log loss must be <= ratio x the champion's, per outcome "
+            "[default: promotion.max_log_loss_ratio in configs/train.yaml]"
+        ),
     ] = None,
 ) -> None:
-    """Move 'champion' to the challenger if it passes the gate on the frozen set."""
+    """Make the challenger the champion if it passes the quality gate on the frozen
+    evaluation set (the first model only has to beat the base rate)."""
     from shiprisk.models.registry import configure
     from shiprisk.training.promote import promote
 
     configure()
     decision = promote(max_ratio)
-    if decision.evaluated_on:
-        console.print(f"  {decision.evaluated_on}", highlight=False, soft_wrap=True)
-    for reason in decision.reasons:
-        console.print(f"  {reason}")
-    if decision.accepted:
-        console.print(f"[green]accepted:[/green] version {decision.challenger} is champion")
-    else:
-        console.print(f"[yellow]refused:[/yellow] champion stays {decision.champion_before}")
+    _print_gate(decision)
+    if not decision.accepted:
         raise typer.Exit(code=1)
 
 
-@app.command("rollback")
+@app.command("rollback", short_help="Make the previous champion the champion again.")
 def rollback_cmd() -> None:
-    """Restore the previous champion."""
+    """Make the previous champion the champion again."""
     from shiprisk.models.registry import configure, rollback
 
     configure()
@@ -189,24 +252,34 @@ def rollback_cmd() -> None:
     console.print(f"champion moved back from version {before} to version {after}")
 
 
-@app.command("serve")
+@app.command("serve", short_help="Serve the champion over HTTP.")
 def serve_cmd(
-    host: Annotated[str | None, typer.Option(help="bind address")] = None,
-    port: Annotated[int | None, typer.Option(help="port")] = None,
-    workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
-    alias: Annotated[str, typer.Option(help="MLflow alias to serve")] = "champion",
+    host: Annotated[str | None, typer.Option(help=f"bind address {_default('host')}")] = None,
+    port: Annotated[int | None, typer.Option(help=f"port {_default('port')}")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help=f"worker processes {_default('workers')}")
+    ] = None,
+    alias: Annotated[
+        str, typer.Option(help="registry alias to serve ('champion' or 'challenger')")
+    ] = "champion",
 ) -> None:
-    """Import the champion into the BentoML store, pin its tag, and serve it."""
+    """Serve the champion model over HTTP (POST /score, /score_batch; docs at /docs)."""
     _serve(host, port, workers, alias)
 
 
-@app.command("run")
+@app.command("run", short_help="The main job: train a champion if none exists, then serve.")
 def run_cmd(
-    rows: Annotated[int | None, typer.Option(help="rows to simulate if no dataset")] = None,
-    host: Annotated[str | None, typer.Option(help="bind address")] = None,
-    port: Annotated[int | None, typer.Option(help="port")] = None,
+    rows: Annotated[
+        int | None,
+        typer.Option(help=f"rows to simulate if no dataset exists {_default('default_rows')}"),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help=f"bind address {_default('host')}")] = None,
+    port: Annotated[int | None, typer.Option(help=f"port {_default('port')}")] = None,
 ) -> None:
-    """The main job: simulate data and train a champion if none exists, then serve."""
+    """The main job: simulate a history and train a champion if there is none, then serve.
+
+    The port is checked first, so a busy port fails before minutes of work.
+    """
     from shiprisk.models import registry
     from shiprisk.settings import CHAMPION, get_settings
     from shiprisk.training.promote import promote
@@ -220,14 +293,20 @@ def run_cmd(
         console.print("no champion in the registry: training one")
         train(path, console=console)
         decision = promote()
-        for reason in decision.reasons:
-            console.print(f"  {reason}")
+        _print_gate(decision)
         if not decision.accepted:
             console.print("[red]the trained model failed the gate: nothing to serve[/red]")
             raise typer.Exit(code=1)
     else:
         console.print(f"champion is version {registry.get_version(CHAMPION).version}")
     _serve(host, port, None, CHAMPION)
+
+
+def _print_gate(decision: object) -> None:
+    from shiprisk.training.report import promotion_summary
+
+    for line in promotion_summary(decision):
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -318,35 +397,73 @@ def _ensure_dataset(rows: int | None, seed: int | None) -> Path:
     return path
 
 
-@app.command("score-open")
+@app.command("score-open", short_help="Batch-score a file or table of open shipments.")
 def score_open_cmd(
     input_file: Annotated[
-        Path | None, typer.Option("--input", help="open shipments (Parquet or CSV)")
+        Path | None,
+        typer.Option(
+            "--input",
+            help="open shipments, Parquet or CSV (format and example: examples/open_shipments.csv)"
+            " [required unless --input-sql]",
+        ),
     ] = None,
     output_file: Annotated[
-        Path | None, typer.Option("--output", help="scores file (Parquet or CSV)")
+        Path | None,
+        typer.Option(
+            "--output",
+            help="scores file, Parquet or CSV by its suffix; replaced when the run succeeds "
+            "[required unless --output-sql]",
+        ),
     ] = None,
     input_sql: Annotated[
-        str | None, typer.Option(help="input database (SQLAlchemy URL or SQLite file)")
+        str | None,
+        typer.Option(help="input database, SQLAlchemy URL or SQLite file [default: none]"),
     ] = None,
-    input_table: Annotated[str | None, typer.Option(help="input table")] = None,
+    input_table: Annotated[
+        str | None, typer.Option(help="input table [required with --input-sql]")
+    ] = None,
     output_sql: Annotated[
-        str | None, typer.Option(help="output database (SQLAlchemy URL or SQLite file)")
+        str | None,
+        typer.Option(help="output database, SQLAlchemy URL or SQLite file [default: none]"),
     ] = None,
-    output_table: Annotated[str | None, typer.Option(help="output table (replaced)")] = None,
+    output_table: Annotated[
+        str | None,
+        typer.Option(
+            help="output table, replaced when the run succeeds [required with --output-sql]"
+        ),
+    ] = None,
     model_dir: Annotated[
-        Path | None, typer.Option(help="saved model (default: the registry's champion)")
+        Path | None,
+        typer.Option(help="a saved model directory [default: the registry's champion]"),
     ] = None,
-    costs: Annotated[Path | None, typer.Option(help="seller cost overrides (YAML)")] = None,
-    mapping: Annotated[Path | None, typer.Option(help="column/value mapping (YAML)")] = None,
-    chunk_rows: Annotated[int, typer.Option(min=1, help="rows per chunk")] = 50_000,
-    workers: Annotated[int, typer.Option(min=1, help="scoring processes (1: in-process)")] = 2,
-    progress: Annotated[bool, typer.Option(help="progress bar / per-chunk lines")] = True,
+    costs: Annotated[Path | None, typer.Option(help=f"{COSTS_HELP} [default: none]")] = None,
+    mapping: Annotated[Path | None, typer.Option(help=f"{MAPPING_HELP} [default: none]")] = None,
+    chunk_rows: Annotated[
+        int, typer.Option(min=1, help="rows per chunk (memory, and how often progress moves)")
+    ] = BATCH_CHUNK_ROWS,
+    workers: Annotated[
+        int, typer.Option(min=1, help="scoring processes (1: score in this process)")
+    ] = 2,
+    progress: Annotated[
+        bool, typer.Option(help="a progress bar on a terminal, else a line per chunk")
+    ] = True,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            help="add 'reasons' and 'actions' columns (why the risk, what to do), as /score "
+            "answers them; slower"
+        ),
+    ] = False,
     allow_empty: Annotated[
         bool, typer.Option(help="an input without rows writes an empty output (else exit 1)")
     ] = False,
 ) -> None:
-    """Batch-score open shipments: risk on the chosen channel, insurance, a better channel."""
+    """Score a file or table of open shipments: risk on the chosen channel, insurance, and a
+    better channel, one output row per input row, with the warnings /score gives.
+
+    Input format: examples/open_shipments.csv. Output columns: the README's section on
+    batch scoring.
+    """
     import signal
     import time
 
@@ -381,6 +498,7 @@ def score_open_cmd(
             mapping=mapping,
             console=console,
             allow_empty=allow_empty,
+            explain=explain,
         )
     except KeyboardInterrupt as exc:
         console.print("[red]score-open interrupted:[/red] no output written")
@@ -392,21 +510,21 @@ def score_open_cmd(
         raise typer.Exit(code=1) from exc
     finally:
         signal.signal(signal.SIGTERM, previous)
-    console.print(
-        f"rows {summary.rows:,} | scored {summary.scored:,} | errors {summary.errors:,} | "
-        f"{summary.seconds:.1f} s | {summary.rows_per_s:,.0f} rows/s "
-        f"({summary.pairs_per_s:,.0f} shipment-channel rows/s) -> {summary.destination}",
-        highlight=False,
-        soft_wrap=True,
-    )
-    for field_name, count in list(summary.errors_by_field.items())[:10]:
-        console.print(f"  errors on {field_name}: {count:,}", highlight=False)
+    for line in summary.lines():
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+    for note in summary.notes:
+        console.print(f"  warning: {note}", highlight=False, soft_wrap=True, markup=False)
 
 
 def main() -> None:
     """The ``shiprisk`` command: a broken outcome spec is one line, not a traceback."""
+    import os
+
     from shiprisk.settings import OutcomeSpecError
 
+    # MLflow's INFO chatter (database migrations, uv detection, signature checks) is not for
+    # the terminal of a shiprisk user; MLFLOW_LOGGING_LEVEL=INFO brings it back.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     try:
         app()
     except OutcomeSpecError as exc:

@@ -74,6 +74,20 @@ def champion_model(trained, session_home: Path):
 
 
 @pytest.fixture(scope="session")
+def decision_model():
+    """A model trained on 150 000 rows (no MLflow): decisions need more history than the
+    50 000-row session model sees (tests/training/test_decision_eval.py)."""
+    from shiprisk.data.simulator import simulate
+    from shiprisk.models.risk_model import RiskModel
+    from shiprisk.training.config import load_config
+    from shiprisk.training.train import time_split
+
+    config = load_config()
+    splits = time_split(simulate(150_000, seed=5), config)
+    return RiskModel.fit(splits.train, splits.calibration, config.lightgbm)
+
+
+@pytest.fixture(scope="session")
 def scorer(champion_model):
     """The in-process request path over the session champion."""
     from shiprisk.data.catalogs import load_catalog

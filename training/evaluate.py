@@ -9,7 +9,7 @@ rate is the ceiling every model must beat).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -218,17 +218,40 @@ def evaluate_frame(
     )
 
 
-def flatten_metrics(metrics: Mapping[str, Mapping[str, float]], prefix: str) -> dict[str, float]:
-    """``{'loss': {'log_loss': x}}`` -> ``{'<prefix>_loss_log_loss': x}`` (for mlflow.log_metrics).
+def metric_key(outcome: str, metric: str, model: str) -> str:
+    """The one home of logged metric names: ``<outcome>/<metric>_<model>``, e.g.
+    ``loss/log_loss_model`` and ``loss/log_loss_baseline``. MLflow groups charts by the part
+    before ``/`` and sorts names within a group, so model and baseline sit side by side."""
+    return f"{outcome}/{metric}_{model}"
 
-    NaN values are kept (MLflow stores them); an empty prefix gives ``'loss_log_loss'``.
+
+def flatten_metrics(metrics: Mapping[str, Mapping[str, float]], model: str) -> dict[str, float]:
+    """``{'loss': {'log_loss': x}}`` -> ``{'loss/log_loss_<model>': x}`` (:func:`metric_key`).
+
+    NaN values are kept (MLflow stores them).
     """
-    head = f"{prefix}_" if prefix else ""
     return {
-        f"{head}{outcome}_{name}": float(value)
+        metric_key(outcome, name, model): float(value)
         for outcome, values in metrics.items()
         for name, value in values.items()
     }
+
+
+METRIC_LEGEND: dict[str, str] = {
+    "log_loss": "mean negative log-likelihood on the test slice (lower is better)",
+    "ll_prior": "log loss of always predicting the training base rate",
+    "ll_bayes": "log loss of the true probabilities (simulated data only): the floor",
+    "ll_ratio_to_bayes": "log_loss / ll_bayes (1 = as good as the truth)",
+    "gain_captured": "share of the reachable improvement over the base rate (1 = the truth)",
+    "gain_expected": "gain_captured without outcome-sampling noise (against true probabilities)",
+    "roc_auc": "ranking quality, 0.5 = random",
+    "pr_auc": "average precision: ranking quality among the rare positives",
+    "brier": "mean squared error of the probability",
+    "ece": "expected calibration error (equal-mass bins)",
+    "ece_over_base_rate": "ece / base rate, comparable across rare and common outcomes",
+    "base_rate": "share of the outcome in the test slice",
+}
+"""What each metric of :func:`outcome_metrics` means, in one line (the table's legend)."""
 
 
 def metrics_table(
@@ -315,3 +338,36 @@ def expected_cost_regret(
             saving_made / saving_possible if saving_possible != 0 else float("nan")
         ),
     }
+
+
+def quality_by(
+    frame: pd.DataFrame,
+    probs: Mapping[str, np.ndarray],
+    column: str,
+    priors: Mapping[str, float],
+    min_rows: int = 1,
+) -> pd.DataFrame:
+    """Per value of ``column`` (destination, channel): rows and, per outcome, the observed
+    rate, the mean predicted probability, and the model's log loss next to the base-rate
+    prior's. Largest groups first; groups under ``min_rows`` rows are dropped."""
+    import pandas as pd
+
+    labels = outcome_labels(frame)
+    keys = frame[column].astype(str).to_numpy()
+    rows = []
+    for value in sorted(set(keys.tolist())):
+        at = keys == value
+        if at.sum() < min_rows:
+            continue
+        row: dict[str, Any] = {column: value, "rows": int(at.sum())}
+        for o in OUTCOME_KEYS:
+            y, p = labels[o][at], np.asarray(probs[o], dtype=float)[at]
+            row[f"{o}_observed_rate"] = float(y.mean())
+            row[f"{o}_mean_predicted"] = float(p.mean())
+            row[f"{o}_log_loss"] = binary_log_loss(y, p)
+            row[f"{o}_log_loss_prior"] = binary_log_loss(y, np.full(len(y), priors[o]))
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    return out.sort_values(["rows", column], ascending=[False, True]).reset_index(drop=True)

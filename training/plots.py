@@ -7,7 +7,7 @@ figure registry, no backend switching, safe in threads and servers. Save with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -20,6 +20,9 @@ TOP_FEATURES = 25
 
 LOG_AXES_BELOW = 0.05
 """Reliability axes go logarithmic when the outcome is rarer than this (loss rates ~0.1-2 %)."""
+LOG_AXES_SPREAD = 20.0
+"""... or when the bins' mean predictions span more than this factor: on linear axes most
+bins of a skewed outcome (rejection: 8 of 10 below 0.07) would sit in one corner."""
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -41,14 +44,17 @@ def calibration_figure(
     Error bars are +-2 binomial standard errors of the observed rate. When ``p_true`` is given,
     a second line shows the mean TRUE probability in the same bins: the noise-free version of
     the observed rate, so miscalibration can be told apart from sampling noise. ``log_axes``
-    defaults to on for rare outcomes (base rate below :data:`LOG_AXES_BELOW`); bins with no
-    positive are then drawn at the bottom edge. A right panel shows the distribution of p.
+    defaults to on for rare outcomes (base rate below :data:`LOG_AXES_BELOW`) and for
+    predictions spread over more than :data:`LOG_AXES_SPREAD` x; bins with no positive are
+    then drawn at the bottom edge. A right panel shows the distribution of p.
     """
     y = np.asarray(y, dtype=float).ravel()
     p = np.asarray(p, dtype=float).ravel()
     mean_p, mean_y, count = calibration_bins(y, p, n_bins)
     if log_axes is None:
-        log_axes = bool(y.mean() < LOG_AXES_BELOW)
+        positive = mean_p[mean_p > 0]
+        spread = positive.max() / positive.min() if positive.size else 1.0
+        log_axes = bool(y.mean() < LOG_AXES_BELOW or spread > LOG_AXES_SPREAD)
     stderr = np.sqrt(mean_y * (1 - mean_y) / count)
 
     fig = _figure(10, 4.5)
@@ -93,6 +99,25 @@ def calibration_figure(
     hist.set_ylabel("shipments")
     hist.set_title("distribution of predictions")
     return fig
+
+
+def importance_by_field(
+    names: Sequence[str], gains: np.ndarray, sources: Mapping[str, Sequence[str]]
+) -> dict[str, float]:
+    """Feature gains summed back onto the request fields they come from (largest first).
+
+    A feature made from several fields (``cod_x_risk_tier``: payment_method and
+    destination_country) shares its gain equally among them; a feature missing from
+    ``sources`` counts under its own name. The total gain is unchanged."""
+    gains = np.asarray(gains, dtype=float).ravel()
+    if len(names) != gains.size:
+        raise ValueError(f"{len(names)} names but {gains.size} gains")
+    out: dict[str, float] = {}
+    for name, gain in zip(names, gains.tolist(), strict=True):
+        fields = tuple(sources.get(name, (name,))) or (name,)
+        for f in fields:
+            out[f] = out.get(f, 0.0) + gain / len(fields)
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def importance_figure(

@@ -44,6 +44,8 @@ class PromotionDecision:
     """URI of the frozen evaluation set both models were scored on."""
     evaluated_on: str = ""
     """One line naming that set (its data key, rows and URI); printed by ``promote``."""
+    passed: dict[str, bool] = field(default_factory=dict)
+    """The gate per outcome (empty when the gate did not run)."""
 
 
 def _load_version(version) -> RiskModel:
@@ -144,6 +146,7 @@ def decide(max_ratio: float | None = None) -> PromotionDecision:
         limit = reference[outcome] * ratio
         passed = chal[outcome] <= limit if champ_model else chal[outcome] < limit
         ok &= passed
+        decision.passed[outcome] = bool(passed)
         decision.reasons.append(
             f"{outcome}: challenger log loss {chal[outcome]:.5f} "
             f"{'<=' if passed else '>'} {limit:.5f} ({ratio:g} x {label} {reference[outcome]:.5f})"
@@ -168,4 +171,31 @@ def promote(max_ratio: float | None = None) -> PromotionDecision:
             )
     if decision.accepted:
         registry.make_champion(decision.challenger)
+    if decision.challenger is not None:
+        _log_promotion_run(decision)
     return decision
+
+
+def _log_promotion_run(decision: PromotionDecision) -> None:
+    """One MLflow run per gate decision, ``promote-v<version>``: the log losses compared
+    (``<outcome>/log_loss_challenger`` next to ``<outcome>/log_loss_reference``) and the
+    verdict as its description."""
+    from shiprisk.training.evaluate import metric_key
+    from shiprisk.training.train import EXPERIMENT, NOTE_TAG
+
+    registry.ensure_experiment(EXPERIMENT)
+    verdict = "accepted" if decision.accepted else "refused"
+    with mlflow.start_run(run_name=f"promote-v{decision.challenger}"):
+        mlflow.set_tags(
+            {
+                NOTE_TAG: f"Promotion gate for version {decision.challenger} (champion before: "
+                f"{decision.champion_before or 'none'}): {verdict}.\n\n"
+                + "\n".join(f"- {r}" for r in decision.reasons),
+                "gate": "passed" if decision.accepted else "failed",
+                "challenger_version": str(decision.challenger),
+            }
+        )
+        for role, losses in decision.log_loss.items():
+            mlflow.log_metrics(
+                {metric_key(o, "log_loss", role): float(v) for o, v in losses.items()}
+            )

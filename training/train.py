@@ -9,7 +9,6 @@ the config file, the frozen evaluation set and the model, registered as ``challe
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +19,13 @@ import numpy as np
 import pandas as pd
 
 from shiprisk.data.catalogs import load_catalog
+from shiprisk.data.simulator import simulated_seed
 from shiprisk.models import registry
 from shiprisk.models.risk_model import OUTCOME_LABEL, OUTCOMES, RiskModel
 from shiprisk.settings import CHALLENGER
 from shiprisk.training.config import TrainConfig, config_path, load_config
 from shiprisk.training.evaluate import evaluate_frame
+from shiprisk.training.report import Steps, print_metrics, short_count, training_summary
 
 EXPERIMENT = "shiprisk"
 FROZEN_EVAL_TAG = "frozen_eval"
@@ -32,6 +33,8 @@ FROZEN_EVAL_TAG = "frozen_eval"
 DATA_KEY_TAG = "data_key"
 """Version tag: the data source + mapping key (``data.loaders.data_key``) it trained on."""
 FROZEN_EVAL_ARTIFACT = "frozen_eval/frozen_eval.parquet"
+NOTE_TAG = "mlflow.note.content"
+"""The run description MLflow shows on the run page."""
 
 
 class TrainingDataError(ValueError):
@@ -52,6 +55,7 @@ class TrainResult:
     version: str
     metrics: dict[str, dict[str, dict[str, float]]]
     splits: dict[str, int] = field(default_factory=dict)
+    run_name: str = ""
 
 
 def time_split(frame: pd.DataFrame, config: TrainConfig) -> Splits:
@@ -154,9 +158,11 @@ def train(
     from shiprisk.training.readiness import assess
 
     config = load_config(config_file)
-    loaded = load_history(data, mapping=mapping)
-    counts = _counts(loaded)
-    readiness = assess(loaded, config, max_drop_share=max_drop_share)
+    steps = Steps(console, total=6 if with_baseline else 5)
+    with steps.step("reading and validating the history"):
+        loaded = load_history(data, mapping=mapping)
+        counts = _counts(loaded)
+        readiness = assess(loaded, config, max_drop_share=max_drop_share)
     if console is not None:
         _print_dropped(console, loaded, readiness)
     if readiness.refusals:
@@ -168,50 +174,93 @@ def train(
 
     registry.configure(tracking_uri)
     registry.ensure_experiment(EXPERIMENT)
-    with mlflow.start_run() as run:
+    name = run_name(data, counts["rows_used"])
+    with mlflow.start_run(run_name=name) as run:
+        mlflow.set_tag(NOTE_TAG, _description(data, counts, splits, config, drop_features))
         _log_params(config, counts, splits, config_file, drop_features)
         mlflow.log_param(DATA_KEY_TAG, loaded.key)
         mlflow.set_tag(DATA_KEY_TAG, loaded.key)
-        model = RiskModel.fit(
-            *_masked(splits, config),
-            config.lightgbm,
-            early_stopping_share=config.early_stopping_share,
-        )
-        X_test = model.featurizer.transform(splits.test)
-        probs = model.predict_matrix(X_test)
-        results = {"model": evaluate_frame(splits.test, probs, priors=priors)}
-        if with_baseline:
-            baseline = fit_baseline(model, splits, config)
-            results["baseline"] = evaluate_frame(splits.test, baseline, priors=priors)
-        _log_metrics(results, model)
-        _log_plots(model, splits.test, probs)
-        _log_frozen_eval(splits.test)
-        info = registry.log_risk_model(model, splits.test)
-        version = "-"
-        if register:
-            mv = registry.register(
-                info.model_uri,
-                tags={"run_id": run.info.run_id, "gate": "pending", DATA_KEY_TAG: loaded.key},
+        with steps.step("fitting the LightGBM risk model (one head per outcome)"):
+            model = RiskModel.fit(
+                *_masked(splits, config),
+                config.lightgbm,
+                early_stopping_share=config.early_stopping_share,
             )
-            registry.set_alias(CHALLENGER, mv.version)
-            fixed = frozen_eval_uri(loaded.key)
-            uri = fix_frozen_eval(run.info.run_id, loaded.key)
-            version = str(mv.version)
-            if console is not None:
+        with steps.step("evaluating on the test slice"):
+            X_test = model.featurizer.transform(splits.test)
+            probs = model.predict_matrix(X_test)
+            results = {"model": evaluate_frame(splits.test, probs, priors=priors)}
+        if with_baseline:
+            with steps.step("fitting and evaluating the logistic baseline"):
+                baseline = fit_baseline(model, splits, config)
+                results["baseline"] = evaluate_frame(splits.test, baseline, priors=priors)
+        with steps.step("logging metrics, plots and quality tables to MLflow"):
+            _log_metrics(results, model)
+            _log_plots(model, splits.test, probs)
+            _log_quality_tables(splits.test, probs, priors)
+            _log_frozen_eval(splits.test)
+        with steps.step("logging and registering the model"):
+            info = registry.log_risk_model(model, splits.test)
+            version = "-"
+            frozen_line = ""
+            if register:
+                mv = registry.register(
+                    info.model_uri,
+                    tags={"run_id": run.info.run_id, "gate": "pending", DATA_KEY_TAG: loaded.key},
+                )
+                registry.set_alias(CHALLENGER, mv.version)
+                fixed = frozen_eval_uri(loaded.key)
+                frozen_uri = fix_frozen_eval(run.info.run_id, loaded.key)
                 state = "kept" if fixed else "fixed now, from this run's test slice"
-                console.print(f"frozen evaluation set {loaded.key}: {state} ({uri})")
-        if console is not None:
-            _print_results(console, results, version)
-    return TrainResult(
-        run.info.run_id,
-        version,
-        results,
-        {
-            "train": len(splits.train),
-            "calibration": len(splits.calibration),
-            "test": len(splits.test),
-        },
+                frozen_line = f"frozen evaluation set {loaded.key}: {state} ({frozen_uri})"
+                version = str(mv.version)
+                mlflow.set_tag(
+                    NOTE_TAG,
+                    _description(data, counts, splits, config, drop_features)
+                    + f"\n\nRegistered as version {version} ('{CHALLENGER}').",
+                )
+    sizes = {
+        "train": len(splits.train),
+        "calibration": len(splits.calibration),
+        "test": len(splits.test),
+    }
+    if console is not None:
+        print_metrics(console, results)
+        for line in training_summary(results, counts, sizes, name, run.info.run_id, version):
+            console.print(line, highlight=False, soft_wrap=True)
+        if frozen_line:
+            console.print(frozen_line, highlight=False, soft_wrap=True)
+    return TrainResult(run.info.run_id, version, results, sizes, name)
+
+
+def run_name(data: Path | pd.DataFrame, rows: int) -> str:
+    """``train-<rows>-seed<seed>`` for a simulated history (the seed is in the file's
+    metadata), ``train-<rows>-<file stem>`` for a seller's file, ``train-<rows>`` else."""
+    head = f"train-{short_count(rows)}"
+    if isinstance(data, pd.DataFrame):
+        return head
+    path = Path(data)
+    seed = simulated_seed(path)
+    return f"{head}-seed{seed}" if seed is not None else f"{head}-{path.stem}"
+
+
+def _description(
+    data: Path | pd.DataFrame, counts: dict, splits: Splits, config: TrainConfig, dropped: tuple
+) -> str:
+    """The run's description (MLflow shows it on the run page)."""
+    source = "a DataFrame" if isinstance(data, pd.DataFrame) else f"`{Path(data).name}`"
+    text = (
+        f"LightGBM risk model (one head per outcome) and a logistic baseline, trained on "
+        f"{source}: {counts['rows_used']:,} valid, mature rows of {counts['rows_read']:,}, "
+        f"split by time into train {len(splits.train):,} / calibration "
+        f"{len(splits.calibration):,} / test {len(splits.test):,} (config version "
+        f"{config.version}). Metrics: `<outcome>/<metric>_<model>` on the test slice; "
+        "plots: reliability and importance by request field; tables: quality per "
+        "destination and per channel."
     )
+    if dropped:
+        text += f" Blinded features: {', '.join(dropped)}."
+    return text
 
 
 def _masked(splits: Splits, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -253,19 +302,23 @@ def _log_params(
 
 
 def _log_metrics(results: dict, model: RiskModel) -> None:
-    from shiprisk.training.evaluate import flatten_metrics
+    from shiprisk.training.evaluate import flatten_metrics, metric_key
 
     for name, metrics in results.items():
-        mlflow.log_metrics(flatten_metrics(metrics, prefix=f"test_{name}"))
-    for outcome, it in model.info.get("best_iteration", {}).items():
-        mlflow.log_metric(f"{outcome}_best_iteration", it)
-    for outcome, trees in model.info.get("trees", {}).items():
-        mlflow.log_metric(f"{outcome}_trees", trees)
+        mlflow.log_metrics(flatten_metrics(metrics, model=name))
+    for key in ("best_iteration", "trees"):
+        for outcome, value in model.info.get(key, {}).items():
+            mlflow.log_metric(metric_key(outcome, key, "model"), value)
 
 
 def _log_plots(model: RiskModel, test: pd.DataFrame, probs: dict[str, np.ndarray]) -> None:
+    from shiprisk.features.definitions import FEATURE_SOURCES
     from shiprisk.training.evaluate import outcome_labels, outcome_truth
-    from shiprisk.training.plots import calibration_figure, importance_figure
+    from shiprisk.training.plots import (
+        calibration_figure,
+        importance_by_field,
+        importance_figure,
+    )
 
     labels, truth = outcome_labels(test), outcome_truth(test)
     for outcome in OUTCOMES:
@@ -274,12 +327,31 @@ def _log_plots(model: RiskModel, test: pd.DataFrame, probs: dict[str, np.ndarray
             labels[outcome], probs[outcome], label=f"p_{outcome}", p_true=p_true
         )
         mlflow.log_figure(fig, f"plots/calibration_{outcome}.png")
+        by_field = importance_by_field(
+            model.featurizer.feature_names_, model.feature_importance(outcome), FEATURE_SOURCES
+        )
         fig = importance_figure(
-            model.featurizer.feature_names_,
-            model.feature_importance(outcome),
-            title=f"feature importance (gain): {outcome}",
+            list(by_field),
+            np.array(list(by_field.values())),
+            title=f"importance by request field (gain, engineered features shared): {outcome}",
         )
         mlflow.log_figure(fig, f"plots/importance_{outcome}.png")
+        mlflow.log_dict(
+            {"outcome": outcome, "gain_by_field": by_field}, f"importance/{outcome}.json"
+        )
+
+
+def _log_quality_tables(
+    test: pd.DataFrame, probs: dict[str, np.ndarray], priors: dict[str, float]
+) -> None:
+    """Per-destination and per-channel quality of the test slice, as CSV artifacts."""
+    from shiprisk.training.evaluate import quality_by
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for column, name in (("destination_country", "destination"), ("channel_id", "channel")):
+            path = Path(tmp) / f"quality_by_{name}.csv"
+            quality_by(test, probs, column, priors).to_csv(path, index=False, float_format="%.6g")
+            mlflow.log_artifact(str(path), artifact_path="quality")
 
 
 def _log_frozen_eval(test: pd.DataFrame) -> None:
@@ -288,8 +360,9 @@ def _log_frozen_eval(test: pd.DataFrame) -> None:
         path = Path(tmp) / Path(FROZEN_EVAL_ARTIFACT).name
         test.to_parquet(path, index=False)
         mlflow.log_artifact(str(path), artifact_path=str(Path(FROZEN_EVAL_ARTIFACT).parent))
-    dataset = mlflow.data.from_pandas(test, name="test_slice")
-    mlflow.log_input(dataset, context="evaluation")
+    with registry.quiet_mlflow():  # from_pandas infers a schema: the integer-column hint
+        dataset = mlflow.data.from_pandas(test, name="test_slice")
+        mlflow.log_input(dataset, context="evaluation")
 
 
 def frozen_eval_tag(key: str | None) -> str:
@@ -341,18 +414,3 @@ def _print_dropped(console: Any, loaded: Any, readiness: Any) -> None:
             console.print(f"    {count:,} x {field_name}: {escape(reason)}", highlight=False)
     for warning in readiness.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
-
-
-def _print_results(console: Any, results: dict, version: str) -> None:
-    from shiprisk.training.evaluate import metrics_table
-
-    console.print(metrics_table(results))
-    console.print(f"registered version {version} as '{CHALLENGER}'")
-    console.print(
-        json.dumps(
-            {
-                k: {o: round(v["gain_captured"], 4) for o, v in r.items() if "gain_captured" in v}
-                for k, r in results.items()
-            }
-        )
-    )

@@ -22,7 +22,7 @@ from shiprisk.decisions.candidates import (
     ineligibility_reasons,
     shipment_arrays,
 )
-from shiprisk.decisions.costs import Constraints, SellerCosts, resolve_costs
+from shiprisk.decisions.costs import TODAYS_COST_MODEL, Constraints, SellerCosts, resolve_costs
 from shiprisk.decisions.policy import (
     BLOCK_CARRIER,
     BLOCK_INELIGIBLE,
@@ -88,11 +88,13 @@ def one_channel(**overrides) -> CandidateTable:
     )
 
 
+LEGACY = SellerCosts(**TODAYS_COST_MODEL)
+"""The cost model before issue 16 (risk-neutral, no duties or claims): hand arithmetic."""
 HAND_COSTS = SellerCosts(
+    **TODAYS_COST_MODEL | {"liability_paid_probability": 0.8},
     goods_cost_ratio=0.4,
     unrecoverable_share=0.3,
     claim_paid_probability=0.9,
-    liability_paid_probability=0.8,
     delay_cost_per_day_usd=0.1,
     risk_aversion=1.0,
 )
@@ -174,7 +176,7 @@ def break_even_value(rate, minimum, liability, a):
     ],
 )
 def test_insure_flips_exactly_at_break_even_value(channel, p_loss, risk_aversion, regime):
-    costs = SellerCosts(risk_aversion=risk_aversion)
+    costs = SellerCosts(**TODAYS_COST_MODEL, risk_aversion=risk_aversion)
     ch = CATALOG.channels[IDS.index(channel)]
     ins = ch.insurance
     a = risk_aversion * p_loss * costs.claim_paid_probability

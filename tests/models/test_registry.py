@@ -16,6 +16,7 @@ import pytest
 
 from shiprisk.models import registry
 from shiprisk.settings import CHALLENGER, CHAMPION
+from shiprisk.training.evaluate import metric_key
 from shiprisk.training.train import train
 from tests.conftest import free_port
 
@@ -33,8 +34,8 @@ def test_training_logs_metrics_plots_config_and_frozen_set(trained) -> None:
             "gain_captured",
             "ll_ratio_to_bayes",
         ):
-            assert f"test_model_{outcome}_{name}" in metrics
-            assert f"test_baseline_{outcome}_{name}" in metrics
+            assert metric_key(outcome, name, "model") in metrics
+            assert metric_key(outcome, name, "baseline") in metrics
     assert run.data.params["config_version"] == "1"
     client = registry.client()
     artifacts = {a.path for a in client.list_artifacts(trained.run_id, "plots")}

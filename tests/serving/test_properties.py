@@ -177,8 +177,9 @@ def test_any_valid_request_scores_within_bounds(scorer: Scorer, body: dict[str, 
         assert best.allowed
         assert math.isfinite(rec.expected_cost_usd) and math.isfinite(rec.price_usd)
         assert rec.p_loss + rec.p_reject <= 1.0
-        allowed_costs = [ch.expected_cost_usd for ch in response.channels if ch.allowed]
-        assert rec.expected_cost_usd == pytest.approx(min(allowed_costs))
+        # The recommendation maximises the seller's certainty-equivalent profit (issue 16).
+        allowed = [ch.certainty_equivalent_usd for ch in response.channels if ch.allowed]
+        assert rec.certainty_equivalent_usd == pytest.approx(max(allowed))
     json.loads(response.model_dump_json(), parse_constant=_refuse)  # no NaN/Infinity tokens
 
 

@@ -21,7 +21,12 @@ from shiprisk.training.evaluate import (
     metrics_table,
     outcome_metrics,
 )
-from shiprisk.training.plots import calibration_figure, importance_figure
+from shiprisk.training.plots import (
+    LOG_AXES_BELOW,
+    calibration_figure,
+    importance_by_field,
+    importance_figure,
+)
 
 
 def _world(n: int, seed: int, scale: float = -3.5) -> tuple[np.ndarray, np.ndarray]:
@@ -147,12 +152,15 @@ def test_evaluate_model_flatten_and_table():
     assert metrics["loss"]["base_rate"] == pytest.approx(y_loss.mean())
     assert metrics["reject"]["gain_captured"] == pytest.approx(1.0)
 
-    flat = flatten_metrics(metrics, prefix="test_model")
-    assert flat["test_model_loss_log_loss"] == metrics["loss"]["log_loss"]
-    assert flat["test_model_reject_gain_captured"] == metrics["reject"]["gain_captured"]
+    flat = flatten_metrics(metrics, model="model")
+    assert flat["loss/log_loss_model"] == metrics["loss"]["log_loss"]
+    assert flat["reject/gain_captured_model"] == metrics["reject"]["gain_captured"]
     assert len(flat) == sum(len(v) for v in metrics.values())
-    assert all(k.startswith(("test_model_loss_", "test_model_reject_")) for k in flat)
-    assert set(flatten_metrics(metrics, prefix="")) == {k.removeprefix("test_model_") for k in flat}
+    assert all(k.startswith(("loss/", "reject/")) for k in flat)
+    # grouped by outcome, model and baseline of one metric sort next to each other
+    both = sorted([*flat, *flatten_metrics(metrics, model="baseline")])
+    at = both.index("loss/log_loss_baseline")
+    assert both[at + 1] == "loss/log_loss_model"
 
     const = evaluate_model(
         {"loss": y_loss, "reject": y_rej},
@@ -274,6 +282,17 @@ def test_figures_build_and_save(tmp_path):
     assert fig2.axes[0].get_xscale() == "linear"
     fig2.savefig(tmp_path / "calibration2.png")
 
+    # Not rare (base rate above LOG_AXES_BELOW) but skewed, like rejections: most bins would
+    # crowd the corner of linear axes, so the axes go logarithmic.
+    rng = np.random.default_rng(18)
+    p4 = 1 / (1 + np.exp(-rng.normal(-3.4, 1.6, 20_000)))
+    y4 = (rng.random(p4.size) < p4).astype(int)
+    assert y4.mean() > LOG_AXES_BELOW
+    mean_p, _, _ = calibration_bins(y4, p4, 10)
+    assert (mean_p < 0.07).sum() >= 6  # on linear axes: most bins in the bottom 7 %
+    fig4 = calibration_figure(y4, p4, label="p_reject")
+    assert fig4.axes[0].get_xscale() == "log" and fig4.axes[0].get_yscale() == "log"
+
     names = [f"feature_{i}" for i in range(40)]
     gains = np.random.default_rng(17).gamma(1.0, 10.0, 40)
     fig3 = importance_figure(names, gains, title="gain: loss")
@@ -285,3 +304,18 @@ def test_figures_build_and_save(tmp_path):
     widths = [bar.get_width() for bar in ax.patches]
     assert widths == sorted(widths, reverse=True)
     assert (tmp_path / "importance.png").stat().st_size > 10_000
+
+
+def test_importance_is_reported_by_request_field():
+    """Engineered features share their gain among the request fields they come from; the
+    total is kept and every name a seller sees is a request field."""
+    from shiprisk.data.contract import SCHEMA_FIELDS
+    from shiprisk.features.definitions import FEATURE_SOURCES, FEATURES
+
+    gains = np.random.default_rng(19).gamma(1.0, 10.0, len(FEATURES))
+    by_field = importance_by_field(FEATURES, gains, FEATURE_SOURCES)
+    assert set(by_field) <= set(SCHEMA_FIELDS["request"])
+    assert sum(by_field.values()) == pytest.approx(gains.sum())
+    assert list(by_field.values()) == sorted(by_field.values(), reverse=True)
+    one = importance_by_field(["cod_x_risk_tier"], np.array([4.0]), FEATURE_SOURCES)
+    assert one == {"destination_country": 2.0, "payment_method": 2.0}

@@ -1,0 +1,144 @@
+"""Batch scoring, the words per row: warnings, why there is no saving, reasons and actions.
+
+The same texts ``POST /score`` answers with (:mod:`shiprisk.serving.notices`,
+:func:`~shiprisk.decisions.candidates.ineligibility_reasons`, :mod:`shiprisk.serving.explain`,
+:func:`~shiprisk.decisions.actions.mitigations`), laid out as text columns: lists are JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from shiprisk.data.catalogs import Catalog
+from shiprisk.data.contract import SHIPMENT_FIELDS
+from shiprisk.data.outcomes import EVENTS
+from shiprisk.decisions.candidates import ineligibility_reasons
+from shiprisk.decisions.policy import blocked_reasons
+from shiprisk.serving.notices import no_recommendation_warning, shipment_warnings
+
+if TYPE_CHECKING:
+    from shiprisk.decisions.scoring import Scored
+    from shiprisk.models.risk_model import RiskModel
+
+
+def unknown_channel_note(channel_id: str) -> str:
+    return f"chosen channel {channel_id} is not in the channel catalog: no price or expected cost"
+
+
+class RowNotes:
+    """Per-row texts of one chunk; warnings are cached per (country, channel)."""
+
+    def __init__(self, model: RiskModel, catalog: Catalog) -> None:
+        self.model = model
+        self.catalog = catalog
+        self._warnings: dict[tuple[str, str], list[str]] = {}
+
+    def warnings(self, country: str, channel_id: str) -> list[str]:
+        key = (country, channel_id)
+        if key not in self._warnings:
+            self._warnings[key] = shipment_warnings(
+                self.catalog, self.model.featurizer, country, [channel_id]
+            )
+        return self._warnings[key]
+
+    def for_rows(
+        self,
+        frame: pd.DataFrame,
+        chosen_ids: list[str],
+        scored: Scored,
+        chosen: np.ndarray,
+        has_rec: np.ndarray,
+        explain: bool,
+    ) -> dict[str, np.ndarray]:
+        """``warnings``, ``no_saving_reason`` (and ``reasons``/``actions``) for ``frame``."""
+        m = len(frame)
+        d = scored.decision
+        countries = frame["destination_country"].astype(str).tolist()
+        reasons = d.reasons
+        warnings = np.full(m, None, dtype=object)
+        for i in range(m):
+            found = self.warnings(countries[i], chosen_ids[i])
+            if not has_rec[i]:
+                found = [*found, no_recommendation_warning(str(reasons[i]))]
+            if found:
+                warnings[i] = json.dumps(found, ensure_ascii=False)
+
+        no_saving = np.full(m, None, dtype=object)
+        known = chosen >= 0
+        ch = np.where(known, chosen, 0)
+        r = np.arange(m)
+        ineligible = known & ~scored.table.eligible[r, ch]
+        blocked = known & ~ineligible & ~d.allowed[r, ch]
+        records: list[dict[str, Any]] | None = None
+        if ineligible.any() or blocked.any() or explain:
+            records = frame[list(SHIPMENT_FIELDS)].to_dict("records")
+        for i in np.flatnonzero(~known & has_rec):
+            no_saving[i] = unknown_channel_note(chosen_ids[i])
+        for i in np.flatnonzero(ineligible & has_rec):
+            why = ineligibility_reasons(self.catalog, records[i], [chosen_ids[i]])  # type: ignore[index]
+            no_saving[i] = f"chosen channel {chosen_ids[i]} does not accept this shipment: " + (
+                "; ".join(why.get(chosen_ids[i], ["not eligible"]))
+            )
+        if blocked.any():
+            masks = d.blocked[r, ch]
+            for i in np.flatnonzero(blocked & has_rec):
+                no_saving[i] = (
+                    f"chosen channel {chosen_ids[i]} is outside the seller's constraints: "
+                    + "; ".join(blocked_reasons(int(masks[i])))
+                )
+        out = {"warnings": warnings, "no_saving_reason": no_saving}
+        if explain:
+            out.update(self._explain(records or [], scored, has_rec))
+        return out
+
+    def _explain(
+        self, records: list[dict[str, Any]], scored: Scored, has_rec: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """/score's ``reasons`` and ``actions`` for the recommended channel ("[]": none)."""
+        from shiprisk.decisions.actions import mitigations
+        from shiprisk.serving import explain as explain_mod
+
+        m = len(records)
+        reasons = np.full(m, "[]", dtype=object)
+        actions = np.full(m, "[]", dtype=object)
+        ids = self.catalog.channel_ids
+        rec = scored.decision.recommended
+        for i in np.flatnonzero(has_rec):
+            record = records[i]
+            channel_id = ids[int(rec[i])]
+            x = self.model.featurizer.encode_channels(record, [channel_id])[0]
+            found = [
+                *explain_mod.channel_comparison(
+                    self._channel_rows(scored, i), int(rec[i]), int(scored.decision.cheapest[i])
+                ),
+                *explain_mod.explain(self.model, {**record, "channel_id": channel_id}, x),
+            ]
+            reasons[i] = json.dumps([r.__dict__ for r in found], ensure_ascii=False, default=float)
+            todo = mitigations(
+                record,
+                destination=self.catalog.destination_by_country.get(record["destination_country"]),
+                recommended_channel=self.catalog.channels[int(rec[i])],
+                value_usd=float(scored.table.value_usd[i]),
+            )
+            actions[i] = json.dumps(todo, ensure_ascii=False)
+        return {"reasons": reasons, "actions": actions}
+
+    def _channel_rows(self, scored: Scored, i: int) -> list[SimpleNamespace]:
+        """Row ``i``'s channels shaped like /score's answer rows, for the channel comparison."""
+        allowed = scored.decision.allowed[i]
+        return [
+            SimpleNamespace(
+                channel_id=cid,
+                allowed=bool(allowed[j]),
+                **{
+                    o.probability: (float(p[i, j]) if np.isfinite(p[i, j]) else None)
+                    for o, p in ((o, scored.probs[o.key]) for o in EVENTS)
+                },
+            )
+            for j, cid in enumerate(self.catalog.channel_ids)
+        ]
