@@ -168,6 +168,9 @@ FEATURE_SOURCES: dict[str, tuple[str, ...]] = {
     "ddu_log_value_x_customs": ("duties_terms", *_VALUE, *_DEST),
     "missing_tax_id": ("recipient_tax_id_present", *_DEST),
     "wording_x_tracking": ("valuable_wording", *_CHANNEL),
+    "address_risk": ("address_quality",),
+    "theft_exposure": (*_CHANNEL, *_VALUE),
+    "address_x_weakness": ("address_quality", *_CHANNEL),
 }
 """The request fields each feature is computed from: importance is reported per request
 field (what a seller knows) by sharing each feature's importance among its fields."""
