@@ -279,7 +279,7 @@ def shipment_terms(catalog: Catalog, shipments: Any, value_usd: np.ndarray) -> d
     shipment's currency) is optional per record / column; missing or null = declared value."""
     if hasattr(shipments, "columns"):
         # duties terms unknown (absent): costed as not DDU
-        terms = shipments["duties_terms"] if "duties_terms" in shipments else None
+        terms = shipments.get("duties_terms")
         ddu = np.zeros(len(shipments), bool) if terms is None else terms.to_numpy() == "DDU"
         sale = shipments["sale_value"].to_numpy() if "sale_value" in shipments else None
         currency = shipments["currency"].to_numpy()

@@ -96,6 +96,21 @@ def document_extras(tag: str, request: Any, *containers: Any) -> None:
         return
     field = request.model_fields["extra"]
     field.description = f"{describe(specs)} {field.description}"
+    field.json_schema_extra = schema(specs)
     request.model_rebuild(force=True)
     for model in containers:
         model.model_rebuild(force=True)
+
+
+def schema(specs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """JSON-schema keywords naming exactly the served model's extras and their types (a
+    client or a fuzzer reading the OpenAPI document sends only those)."""
+    if not specs:
+        return {"maxProperties": 0}
+    return {
+        "properties": {
+            n: {"type": "number"} if s["kind"] == "numeric" else {"enum": list(s["values"])}
+            for n, s in specs.items()
+        },
+        "additionalProperties": False,
+    }

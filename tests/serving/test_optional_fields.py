@@ -231,7 +231,11 @@ def test_extra_features_are_checked_against_the_served_model(typical_server) -> 
     assert "one of: web, app, phone" in wrong.json()["fields"][0]["reason"]
     listed = [{"field": "x", "reason": "y"}]
     bad_type = httpx.post(url, json={**_request(), "extra": {"sales_channel": listed}})
-    assert bad_type.status_code == 400 and bad_type.json()["fields"][0]["field"] == "extra"
+    assert bad_type.status_code == 400
+    assert bad_type.json()["fields"][0]["field"] == "extra.sales_channel"  # a declared name
     spec = httpx.get(f"{typical_server.url}/docs.json", timeout=60).json()
     text = json.dumps(spec["components"]["schemas"])
     assert "`sales_channel` (one of: web, app, phone)" in text
+    extra = spec["components"]["schemas"]["ScoreRequest"]["properties"]["extra"]
+    assert extra["properties"] == {"sales_channel": {"enum": list(SALES_CHANNELS)}}
+    assert extra["additionalProperties"] is False
