@@ -259,7 +259,10 @@ def shipment_arrays(catalog: Catalog, shipments: Any) -> dict[str, Any]:
         def column(name: str) -> Any:
             return [r.get(name) for r in shipments]
 
-        goods = [GOODS_CATEGORIES.index(g) if g else -1 for g in column("goods_category")]
+        goods = [  # absent (None, NaN): -1, unknown
+            GOODS_CATEGORIES.index(g) if isinstance(g, str) else -1
+            for g in column("goods_category")
+        ]
     return {
         "weight_kg": np.asarray(column("weight_kg"), dtype=float),
         "dims_cm": tuple(

@@ -239,3 +239,21 @@ def test_extra_features_are_checked_against_the_served_model(typical_server) -> 
     extra = spec["components"]["schemas"]["ScoreRequest"]["properties"]["extra"]
     assert extra["properties"] == {"sales_channel": {"enum": list(SALES_CHANNELS)}}
     assert extra["additionalProperties"] is False
+
+
+def test_explained_open_shipments_without_the_fields(champion_model, sim_frame, tmp_path):
+    """The batch's reasons and actions (--explain) on a file without the parcel columns:
+    every row scored, no reason phrased from an absent field."""
+    from shiprisk.serving.batch import score_open
+
+    rows = sim_frame.tail(60).drop(columns=["outcome", "outcome_date", *DROPPED])
+    rows = rows.drop(columns=[c for c in rows.columns if c.startswith("true_")])
+    source, destination = tmp_path / "open.csv", tmp_path / "scored.csv"
+    rows.to_csv(source, index=False)
+    summary = score_open(
+        source, destination, model=champion_model, workers=1, progress=False, explain=True
+    )
+    assert summary.scored == 60 and summary.errors == 0
+    out = pd.read_csv(destination)
+    text = " ".join(out.filter(like="reason").fillna("").astype(str).to_numpy().ravel())
+    assert "None" not in text and "nan" not in text.split()
