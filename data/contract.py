@@ -336,6 +336,14 @@ _NOT_A_BOOL = BeforeValidator(_not_a_bool)
 Number = Annotated[float, _NOT_A_BOOL]
 """A float field that refuses booleans (every number of the API: contract, costs, quotes)."""
 Count = Annotated[int, _NOT_A_BOOL]
+Flag = Annotated[bool, BeforeValidator(lambda v: _not_a_number(v))]
+"""A true/false field that refuses numbers (JSON 0/1 is not a boolean: the document says so)."""
+
+
+def _not_a_number(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("must be true or false, not a number")
+    return value
 
 
 def _pydantic_field(spec: FieldSpec, *, required: bool = True) -> tuple[Any, Any]:
@@ -344,7 +352,7 @@ def _pydantic_field(spec: FieldSpec, *, required: bool = True) -> tuple[Any, Any
         "str": str,
         "int": Count,
         "float": Number,
-        "bool": bool,
+        "bool": Flag,
         "datetime": datetime,
         "date": date,
     }.get(spec.kind)
@@ -367,7 +375,7 @@ def _pydantic_field(spec: FieldSpec, *, required: bool = True) -> tuple[Any, Any
         bounds["allow_inf_nan"] = False
     if not required:
         # Bounds inside the optional type, so the JSON schema shows them as bounds.
-        base = {"int": int, "float": float}.get(spec.kind, annotation)
+        base = {"int": int, "float": float, "bool": bool}.get(spec.kind, annotation)
         return optional(base, **bounds), Field(default=None, **kwargs)
     return annotation, Field(**kwargs, **bounds)
 
@@ -379,6 +387,8 @@ def optional(base: Any, **bounds: Any) -> Any:
     pydantic would write them as unknown JSON-schema keys instead of minimum/maximum."""
     if base in (int, float):
         return Annotated[base, Field(**bounds), _NOT_A_BOOL] | None
+    if base is bool:
+        return Annotated[bool, BeforeValidator(_not_a_number)] | None
     return Annotated[base, Field(**bounds)] | None
 
 
