@@ -57,6 +57,8 @@ Output columns (stable order and types; nulls where a value does not apply)::
     verdict                        string  as /score's: ship, do_not_ship_as_is (every option
                                            loses money) or no_channel; /score lists the
                                            alternatives (prepayment, confirm, DDP, decline)
+    catalog_version                string  the catalog the row was priced on (as /score's
+                                           ``catalog.version``; docs/catalog.md)
     reasons, actions               string  only with ``explain``: JSON lists shaped like
                                            /score's ``reasons`` and ``actions``
 
@@ -299,6 +301,8 @@ def score_open(
             "constraints": constraints.model_dump_json() if constraints else "",
             "chunk_rows": str(chunk_rows),
             "usd_rates_as_of": load_catalog().rates_as_of,  # the dated rates every USD uses
+            "catalog_version": load_catalog().version,
+            "catalog_source": load_catalog().source,
         }
         total, frames = stack.enter_context(read_source(src, chunk_rows, mapping is not None))
         bar = Progress(progress, total, console)

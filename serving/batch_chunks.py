@@ -76,6 +76,8 @@ OUTPUT_SCHEMA = pa.schema(
         ("expected_profit_usd", pa.float64()),
         ("recommended_expected_profit_usd", pa.float64()),
         ("verdict", pa.string()),
+        # Added with seller catalogs (issue 15): the catalog version every row was priced on.
+        ("catalog_version", pa.string()),
     ]
 )
 OUTPUT_COLUMNS: tuple[str, ...] = tuple(OUTPUT_SCHEMA.names)
@@ -168,6 +170,7 @@ class ChunkScorer:
         )
         out = _empty_output(n, self.schema)
         out["row"] = rows
+        out["catalog_version"] = np.full(n, self.catalog.version, dtype=object)
         for name in (SHIPMENT_ID, CHANNEL, "order_id", "destination_country"):
             out[name] = _cell_text(df, name, n)
 

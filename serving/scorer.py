@@ -31,6 +31,7 @@ from shiprisk.serving.notices import no_recommendation_warning, shipment_warning
 from shiprisk.serving.schemas import (
     Action,
     Alternative,
+    CatalogRef,
     ChannelScore,
     ModelRef,
     Reason,
@@ -241,6 +242,7 @@ class Scorer:
             actions=[Action(**a) for a in actions],
             warnings=warnings,
             model=self.ref,
+            catalog=self.catalog_ref,
             verdict=verdict(_num(decision.best_utility[i])),
         )
 
@@ -249,6 +251,12 @@ class Scorer:
         return explain_mod.explain(self.model, {**record, "channel_id": channel_id}, x)
 
     # -- helpers ------------------------------------------------------------------------------
+    @property
+    def catalog_ref(self) -> CatalogRef:
+        """The catalog every answer names (version, bundled or the seller's, origin)."""
+        c = self.catalog
+        return CatalogRef(version=c.version, source=c.source, origin=c.origin)
+
     def _channel(self, channel_id: str) -> Any:
         index = self.catalog.channel_index.get(channel_id)
         return None if index is None else self.catalog.channels[index]
@@ -275,6 +283,7 @@ class Scorer:
             actions=[],
             warnings=[*warnings, no_recommendation_warning(reason)],
             model=self.ref,
+            catalog=self.catalog_ref,
         )
 
 
