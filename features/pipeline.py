@@ -89,26 +89,12 @@ class ShipmentFeaturizer:
             for f in CATEGORICAL_FIELDS
         }
         self.categories_["channel_type"] = list(CHANNEL_TYPES)
-        self.destinations_ = {
-            d.country: [float(getattr(d, a)) for a in DESTINATION_ATTRS]
-            for d in catalog.destinations
-        }
+        self.destinations_ = destination_attributes(catalog)
         self.unknown_destination_ = [
             float(UNKNOWN_DESTINATION.get(a, 0.0)) for a in DESTINATION_ATTRS
         ]
-        tmin, tmax = catalog.transit_days(np.arange(ZONE_SLOTS))  # (zones, C)
-        self.channels_ = {
-            ch: {
-                **{a: float(catalog.channel_column(a)[j]) for a in CHANNEL_ATTRS},
-                "transit_min": [
-                    _nan_to(tmin[z, j], UNKNOWN_CHANNEL["transit_min"]) for z in range(ZONE_SLOTS)
-                ],
-                "transit_max": [
-                    _nan_to(tmax[z, j], UNKNOWN_CHANNEL["transit_max"]) for z in range(ZONE_SLOTS)
-                ],
-            }
-            for j, ch in enumerate(catalog.channel_ids)
-        }
+        self.channels_ = channel_attributes(catalog)
+        self._live = {"channels": {}, "destinations": {}}
         self._use_catalog_rates(catalog)
         self.feature_names_ = list(FEATURES)
         self.categorical_features_ = [FEATURES.index(f) for f in CATEGORICAL_FEATURES]
@@ -125,12 +111,16 @@ class ShipmentFeaturizer:
         self._codes = {
             f: {v: i + 1 for i, v in enumerate(vals)} for f, vals in self.categories_.items()
         }
-        self._dest_rows = self.destinations_
-        known = list(dict.fromkeys([*self.channels_, *self.categories_["channel_id"]]))
+        # A channel or country of today's catalog that the model's snapshot lacks is encoded
+        # from its catalog attributes (its own code stays 0: never seen in training).
+        live = getattr(self, "_live", {"channels": {}, "destinations": {}})
+        self._dest_rows = {**live["destinations"], **self.destinations_}
+        channels = {**live["channels"], **self.channels_}
+        known = list(dict.fromkeys([*channels, *self.categories_["channel_id"]]))
         self._channel_row = {c: i + 1 for i, c in enumerate(known)}
         codes = self._codes["channel_id"]
         unknown = UNKNOWN_CHANNEL
-        attrs = [self.channels_.get(c) for c in known]
+        attrs = [channels.get(c) for c in known]
         self._chan_code = np.array([0.0, *(codes.get(c, 0) for c in known)])
         self._chan_type = np.array(
             [0.0, *(a["channel_type_code"] + 1.0 if a else 0.0 for a in attrs)]
@@ -390,7 +380,18 @@ class ShipmentFeaturizer:
         self.destinations_ = {k: list(v) for k, v in state["destinations"].items()}
         self.unknown_destination_ = list(state["unknown_destination"])
         self.channels_ = dict(state["channels"])
-        self._use_catalog_rates(load_catalog())
+        catalog = load_catalog()
+        self._live = {
+            "channels": {
+                c: a for c, a in channel_attributes(catalog).items() if c not in self.channels_
+            },
+            "destinations": {
+                c: a
+                for c, a in destination_attributes(catalog).items()
+                if c not in self.destinations_
+            },
+        }
+        self._use_catalog_rates(catalog)
         self.feature_names_ = names
         self.categorical_features_ = categorical
         self.reference_ = [float(v) for v in state["reference"]]
@@ -406,6 +407,30 @@ class ShipmentFeaturizer:
     def is_known(self, field: str, value: str) -> bool:
         """Whether a categorical value was seen in training (used for warnings)."""
         return value in self._codes.get(field, {})
+
+
+def destination_attributes(catalog: Catalog) -> dict[str, list[float]]:
+    """Country -> the destination attributes the features use (``DESTINATION_ATTRS``)."""
+    return {
+        d.country: [float(getattr(d, a)) for a in DESTINATION_ATTRS] for d in catalog.destinations
+    }
+
+
+def channel_attributes(catalog: Catalog) -> dict[str, dict[str, Any]]:
+    """Channel id -> the channel attributes the features use, transit by zone slot."""
+    tmin, tmax = catalog.transit_days(np.arange(ZONE_SLOTS))  # (zones, C)
+    return {
+        ch: {
+            **{a: float(catalog.channel_column(a)[j]) for a in CHANNEL_ATTRS},
+            "transit_min": [
+                _nan_to(tmin[z, j], UNKNOWN_CHANNEL["transit_min"]) for z in range(ZONE_SLOTS)
+            ],
+            "transit_max": [
+                _nan_to(tmax[z, j], UNKNOWN_CHANNEL["transit_max"]) for z in range(ZONE_SLOTS)
+            ],
+        }
+        for j, ch in enumerate(catalog.channel_ids)
+    }
 
 
 def _typical_row(X: np.ndarray, categorical: Sequence[int]) -> list[float]:
