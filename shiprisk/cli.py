@@ -507,6 +507,7 @@ def score_open_cmd(
     from shiprisk.serving.batch import SqlTable, champion_model_dir, load_costs, score_open
 
     _use_catalog(catalog)
+
     def endpoint(path: Path | None, url: str | None, table: str | None, what: str):
         if (path is None) == (url is None):
             raise typer.BadParameter(f"give either --{what} FILE or --{what}-sql URL")

@@ -285,7 +285,10 @@ def _log_params(
     params["train_from"] = str(splits.train["created_at"].min())
     params["test_from"] = str(splits.test["created_at"].min())
     params["test_to"] = str(splits.test["created_at"].max())
-    params["usd_rates_as_of"] = load_catalog().rates_as_of  # values in USD at these rates
+    catalog = load_catalog()
+    params["usd_rates_as_of"] = catalog.rates_as_of  # values in USD at these rates
+    params["catalog_version"] = catalog.version  # channels/destinations the features snapshot
+    params["catalog_source"] = f"{catalog.source} (origin {catalog.origin})"
     mlflow.log_params(params)
     mlflow.log_artifact(str(config_path(config_file)), artifact_path="config")
 
