@@ -116,9 +116,11 @@ def _model(model: type, value: Any, where: str) -> Any:
         return model.model_validate(value)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "(record)"
+        field = ".".join(str(p) for p in err["loc"])
         reason = err["msg"].removeprefix("Value error, ")
-        raise CatalogError(f"{where}: {field}: {reason}") from None
+        raise CatalogError(
+            f"{where}: {field}: {reason}" if field else f"{where}: {reason}"
+        ) from None
 
 
 def _id(record: Any) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shiprisk.data.contract import CURRENCIES, GOODS_CATEGORIES
 
@@ -164,14 +164,21 @@ class Destination(BaseModel):
     insurance_excluded: bool = False
     customs_hold_days: int = Field(default=1, ge=0, le=60)
 
-    @model_validator(mode="after")
-    def _iso_country(self) -> Destination:
+    @field_validator("country")
+    @classmethod
+    def _iso_country(cls, code: str) -> str:
         import pycountry
 
-        found = pycountry.countries.get(alpha_2=self.country)
-        if found is None:
-            raise ValueError(f"country {self.country} is not an ISO 3166 alpha-2 code")
-        if not self.name:
+        if pycountry.countries.get(alpha_2=code) is None:
+            raise ValueError(f"{code} is not an ISO 3166-1 alpha-2 country code")
+        return code
+
+    @model_validator(mode="after")
+    def _named(self) -> Destination:
+        if not self.name:  # a seller may leave the name out: ISO's common name
+            import pycountry
+
+            found = pycountry.countries.get(alpha_2=self.country)
             self.name = getattr(found, "common_name", None) or found.name
         return self
 
@@ -432,6 +439,12 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
         directory = get_settings().catalog_dir
     root = Path(directory).resolve() if directory else reference_dir()
     return _load(str(root), directory is not None and root != reference_dir().resolve())
+
+
+def bundled_catalog() -> Catalog:
+    """The package's own catalog, whatever SHIPRISK_CATALOG_DIR says: the simulated world
+    (simulator, true probabilities) is defined on it."""
+    return load_catalog(reference_dir())
 
 
 @lru_cache(maxsize=8)
