@@ -126,3 +126,37 @@ def test_a_quoted_channel_is_priced_by_the_request(
     assert rows[NEW].price_usd == 1.0
     assert np.isfinite(rows[NEW].expected_cost_usd)
     assert quoted.recommendation.channel_id == NEW  # a $1 quote on an express channel
+
+
+def test_a_historys_channel_names_map_onto_the_catalogs_channels(tmp_path: Path) -> None:
+    """`values.channel_id` in the mapping turns the export's own names into catalog ids;
+    `validate`/`train` then find no channel the catalog lacks."""
+    from shiprisk.data.loaders import load_history
+    from shiprisk.training.config import load_config
+    from shiprisk.training.readiness import assess
+
+    names = {
+        "usps_fcmi_flat": "USPS First-Class Mail Intl",
+        "usps_fcpis": "USPS FCPIS",
+        UPS: "UPS Worldwide Saver",
+        DHL: "DHL Express WW",
+    }
+    frame = seller_history(4000, seed=5)
+    frame["channel_id"] = frame["channel_id"].map(names)
+    export = tmp_path / "export.csv"
+    frame.rename(columns={"channel_id": "Service"}).to_csv(export, index=False)
+    mapping = tmp_path / "mapping.yaml"
+    table = "\n".join(f"    {name}: {cid}" for cid, name in names.items())
+    mapping.write_text(f"columns:\n  Service: channel_id\nvalues:\n  channel_id:\n{table}\n")
+    mp = _using(SELLER_CATALOG)
+    try:
+        loaded = load_history(export, mapping=mapping)
+        readiness = assess(loaded, load_config())
+    finally:
+        mp.undo()
+        get_settings.cache_clear()
+    assert set(loaded.train["channel_id"]) == set(names)
+    assert loaded.n_train == len(frame)
+    assert not [w for w in readiness.warnings if "channel_id the catalog lacks" in w]
+    bundled = assess(loaded, load_config())  # the same history under the bundled catalog
+    assert [w for w in bundled.warnings if "channel_id the catalog lacks" in w]
