@@ -36,6 +36,7 @@ from shiprisk.features.pipeline import (
     missing_features,
 )
 from shiprisk.models.compiled import RawScorer, compile_head
+from shiprisk.models.priors import MODEL, PRIOR, OutcomePrior
 
 OUTCOMES = EVENT_KEYS
 OUTCOME_LABEL = LABEL_OF
@@ -44,6 +45,8 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 PIPELINE_FILE = "pipeline.json"
 CALIBRATION_FILE = "calibration.json"
+PRIORS_FILE = "priors.json"
+"""Outcomes without a head and their priors (models/priors.py); absent = every head trained."""
 MAX_TOTAL = 1.0 - 1e-6
 TIME_FEATURE = "months_since_2000"
 
@@ -121,6 +124,8 @@ class RiskModel:
     info: dict[str, Any] = field(default_factory=dict)
     compiled: dict[str, RawScorer] = field(default_factory=dict, repr=False)
     """Verified compiled forests by outcome (see ``models/compiled.py``); empty = LightGBM."""
+    priors: dict[str, OutcomePrior] = field(default_factory=dict)
+    """Outcomes the history had too few labels for: scored from a prior, not a head."""
 
     # -- training ----------------------------------------------------------------------------
     @classmethod
@@ -132,19 +137,21 @@ class RiskModel:
         *,
         early_stopping_share: float = 0.15,
         featurizer: ShipmentFeaturizer | None = None,
+        heads: Sequence[str] | None = None,
     ) -> RiskModel:
         """Fit both heads on ``train`` (its newest slice for early stopping), then calibrate
         on ``train`` + ``calibration`` (see :class:`PlattCalibrator`). ``params[outcome]``
         holds LightGBM parameters incl. ``num_boost_round`` and ``early_stopping_rounds``, and
         optionally ``refit_full_train``: after early stopping, retrain on all of ``train`` for
         the best number of rounds scaled by the data it adds
-        (``len(train) / early-stopping cut``)."""
+        (``len(train) / early-stopping cut``). ``heads``: the outcomes to train a head for
+        (default: all); the others need :attr:`priors` before the model scores."""
         featurizer = featurizer or ShipmentFeaturizer().fit(train)
         X = featurizer.transform(train)
         X_cal = featurizer.transform(calibration)
         cut = int(len(train) * (1.0 - early_stopping_share))
         boosters, calibrators, best, used = {}, {}, {}, {}
-        for outcome in OUTCOMES:
+        for outcome in [o for o in OUTCOMES if heads is None or o in heads]:
             y = (train["outcome"] == OUTCOME_LABEL[outcome]).to_numpy()
             p = dict(params.get(outcome, {}))
             rounds = int(p.pop("num_boost_round", 500))
@@ -188,6 +195,15 @@ class RiskModel:
         """The events this model has a head for, in outcome-spec order."""
         return tuple(o for o in OUTCOMES if o in self.boosters)
 
+    @property
+    def sources(self) -> dict[str, str]:
+        """Per event: 'model' (a trained head) or 'prior' (models/priors.py)."""
+        return {
+            o: MODEL if o in self.boosters else PRIOR
+            for o in OUTCOMES
+            if o in self.boosters or o in self.priors
+        }
+
     def predict_matrix(self, X: np.ndarray, num_threads: int = 0) -> dict[str, np.ndarray]:
         """Encoded features -> calibrated probability per event (outcome-spec order).
 
@@ -197,7 +213,9 @@ class RiskModel:
         months = self._months(X)
         probs = {
             o: self.calibrators[o](self.raw_scores(X, o, num_threads), months)
-            for o in self.outcomes
+            if o in self.boosters
+            else self.priors[o](X, self.featurizer)
+            for o in self.sources
         }
         total = sum(probs.values())
         over = total > MAX_TOTAL
@@ -247,6 +265,10 @@ class RiskModel:
         calibration = {o: asdict(c) for o, c in self.calibrators.items()}
         _write_text(directory / CALIBRATION_FILE, json.dumps(calibration, indent=1))
         files[CALIBRATION_FILE] = _sha256(directory / CALIBRATION_FILE)
+        if self.priors:
+            priors = {o: p.to_dict() for o, p in self.priors.items()}
+            _write_text(directory / PRIORS_FILE, json.dumps(priors, indent=1))
+            files[PRIORS_FILE] = _sha256(directory / PRIORS_FILE)
         manifest = {"format_version": FORMAT_VERSION, "files": files, "info": self.info}
         _write_text(directory / MANIFEST, json.dumps(manifest, indent=1))
         return directory
@@ -281,7 +303,11 @@ class RiskModel:
                 if scorer is not None:
                     compiled[o] = scorer
         info = dict(manifest.get("info", {}))
-        return cls(featurizer, boosters, calibrators, info, compiled)
+        priors = {}
+        if PRIORS_FILE in manifest["files"]:
+            stored = json.loads((directory / PRIORS_FILE).read_text())
+            priors = {o: OutcomePrior.from_dict(v) for o, v in stored.items() if o in OUTCOMES}
+        return cls(featurizer, boosters, calibrators, info, compiled, priors)
 
     @property
     def engine(self) -> str:

@@ -59,6 +59,9 @@ Output columns (stable order and types; nulls where a value does not apply)::
                                            alternatives (prepayment, confirm, DDP, decline)
     catalog_version                string  the catalog the row was priced on (as /score's
                                            ``catalog.version``; docs/catalog.md)
+    sources                        string  JSON {outcome: "model" | "prior"}: whether each
+                                           probability came from a trained head or the prior
+                                           (as /score's ``sources``; docs/history.md)
     reasons, actions               string  only with ``explain``: JSON lists shaped like
                                            /score's ``reasons`` and ``actions``
 

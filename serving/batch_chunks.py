@@ -5,6 +5,7 @@ The output columns are documented in :mod:`shiprisk.serving.batch`.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -78,6 +79,8 @@ OUTPUT_SCHEMA = pa.schema(
         ("verdict", pa.string()),
         # Added with seller catalogs (issue 15): the catalog version every row was priced on.
         ("catalog_version", pa.string()),
+        # Heads where the labels allow (issue 15): JSON {outcome: "model" | "prior"}.
+        ("sources", pa.string()),
     ]
 )
 OUTPUT_COLUMNS: tuple[str, ...] = tuple(OUTPUT_SCHEMA.names)
@@ -160,6 +163,7 @@ class ChunkScorer:
         self.explain = explain
         self.schema = output_schema(explain)
         self.notes = RowNotes(model, self.catalog)
+        self.sources = json.dumps(model.sources)
 
     def __call__(self, chunk: Chunk) -> ChunkResult:
         df = chunk.frame
@@ -171,6 +175,7 @@ class ChunkScorer:
         out = _empty_output(n, self.schema)
         out["row"] = rows
         out["catalog_version"] = np.full(n, self.catalog.version, dtype=object)
+        out["sources"] = np.full(n, self.sources, dtype=object)
         for name in (SHIPMENT_ID, CHANNEL, "order_id", "destination_country"):
             out[name] = _cell_text(df, name, n)
 

@@ -243,6 +243,7 @@ class Scorer:
             warnings=warnings,
             model=self.ref,
             catalog=self.catalog_ref,
+            sources=self.model.sources,
             verdict=verdict(_num(decision.best_utility[i])),
         )
 
@@ -284,6 +285,7 @@ class Scorer:
             warnings=[*warnings, no_recommendation_warning(reason)],
             model=self.ref,
             catalog=self.catalog_ref,
+            sources=self.model.sources,
         )
 
 

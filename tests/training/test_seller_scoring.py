@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +34,14 @@ def _using(directory: Path) -> pytest.MonkeyPatch:
 
 
 @pytest.fixture(scope="module")
-def saved_model(tmp_path_factory) -> Iterator[Path]:
+def saved_model(tmp_path_factory) -> Path:
     """A model trained under the seller's catalog (no MLflow: the scoring side is tested)."""
     mp = _using(SELLER_CATALOG)
     try:
         config = load_config()
         splits = time_split(seller_history(12_000, seed=3), config)
         model = RiskModel.fit(splits.train, splits.calibration, config.lightgbm)
-        yield model.save(tmp_path_factory.mktemp("seller-model") / "model")
+        return model.save(tmp_path_factory.mktemp("seller-model") / "model")
     finally:
         mp.undo()
         get_settings.cache_clear()
