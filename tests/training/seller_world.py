@@ -61,3 +61,45 @@ def write_history(frame: pd.DataFrame, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
     return path
+
+
+def isolated_env(home: Path) -> dict[str, str]:
+    """A store of its own (home, MLflow, BentoML): the session champion stays untouched."""
+    return {
+        "SHIPRISK_HOME": str(home / "home"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+        "BENTOML_HOME": str(home / "bentoml"),
+        "SHIPRISK_WORKERS": "1",
+    }
+
+
+def run_cli(args: list[str], env: dict[str, str]):
+    """`shiprisk <args>` in a subprocess, as a seller runs it."""
+    import os
+    import subprocess
+    import sys
+
+    shiprisk = str(Path(sys.executable).with_name("shiprisk"))
+    full = {k: v for k, v in os.environ.items() if k != "SHIPRISK_CATALOG_DIR"} | env
+    return subprocess.run([shiprisk, *args], env=full, capture_output=True, text=True)
+
+
+def python_in(env: dict[str, str], code: str) -> str:
+    """Run ``code`` in a subprocess with ``env``; its last stdout line."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=dict(os.environ) | env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+IMPORT_CHAMPION = (
+    "from shiprisk.serving.model_store import import_version; print(import_version().tag)"
+)

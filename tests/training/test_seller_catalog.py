@@ -8,11 +8,7 @@ MLflow SQLite store and BentoML home, so the session champion is untouched): `sh
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,8 +18,12 @@ from shiprisk.data.contract import example_request
 from tests.conftest import start_server
 from tests.training.seller_world import (
     DHL,
+    IMPORT_CHAMPION,
     SELLER_CATALOG,
     UPS,
+    isolated_env,
+    python_in,
+    run_cli,
     seller_history,
     write_history,
 )
@@ -31,42 +31,16 @@ from tests.training.seller_world import (
 ROWS = 12_000  # about 4,400 rows fall on the seller's 13 destinations
 
 
-def _env(home: Path) -> dict[str, str]:
-    return {
-        "SHIPRISK_HOME": str(home / "home"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
-        "BENTOML_HOME": str(home / "bentoml"),
-        "SHIPRISK_WORKERS": "1",
-    }
-
-
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    shiprisk = str(Path(sys.executable).with_name("shiprisk"))
-    full = {k: v for k, v in os.environ.items() if k != "SHIPRISK_CATALOG_DIR"} | env
-    return subprocess.run([shiprisk, *args], env=full, capture_output=True, text=True)
-
-
 @pytest.fixture(scope="module")
 def seller_server(tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]:
     home = tmp_path_factory.mktemp("seller")
-    env = _env(home)
+    env = isolated_env(home)
     history = write_history(seller_history(ROWS, seed=3), home / "history.parquet")
-    trained = _run(["train", "--data", str(history), "--catalog", str(SELLER_CATALOG)], env)
+    trained = run_cli(["train", "--data", str(history), "--catalog", str(SELLER_CATALOG)], env)
     assert trained.returncode == 0, trained.stderr[-2000:]
-    promoted = _run(["promote"], env)
+    promoted = run_cli(["promote"], env)
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
-    imported = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from shiprisk.serving.model_store import import_version; print(import_version().tag)",
-        ],
-        env=dict(os.environ) | env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    tag = imported.stdout.strip().splitlines()[-1]
+    tag = python_in(env, IMPORT_CHAMPION)
     served = env | {"SHIPRISK_CATALOG_DIR": str(SELLER_CATALOG)}
     srv = start_server(tag, served, home / "server.log")
     try:
