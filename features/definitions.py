@@ -122,6 +122,10 @@ FEATURES: tuple[str, ...] = (
     "ddu_log_value_x_customs",
     "missing_tax_id",
     "wording_x_tracking",
+    # risks that carry across channels: exposure x how weakly the channel tracks the parcel
+    "address_risk",
+    "theft_exposure",
+    "address_x_weakness",
 )
 CATEGORICAL_FEATURES: tuple[str, ...] = (*MODEL_CATEGORICALS, "channel_type")
 _VALUE = ("declared_value", "currency")
@@ -181,6 +185,8 @@ CHANNEL_FEATURES: tuple[str, ...] = (
     *CHANNEL_ATTRIBUTE_FEATURES,
     "untracked_log_value",
     "wording_x_tracking",
+    "theft_exposure",
+    "address_x_weakness",
 )
 """Features that depend on the channel (the rest is computed once per shipment)."""
 CHANNEL_INPUTS: tuple[str, ...] = (
@@ -188,8 +194,24 @@ CHANNEL_INPUTS: tuple[str, ...] = (
     "dest_customs_hold_days",
     "log_value_usd",
     "valuable_wording",
+    "address_risk",
 )
 """Shipment features the channel columns are computed from (FEATURES must keep them)."""
+THEFT_REF_USD = 100.0
+"""Value scale of ``theft_exposure = weakness x log1p(value_usd / THEFT_REF_USD)``.
+
+Why these cross-channel features: the history is confounded (sellers ship valuable goods by
+express, cheap ones untracked), so with only the channel's identity the trees learn the
+value effect where the valuable parcels went and carry it to channels they never saw with
+valuable goods: under-predicted loss for high values on registered post and air parcel,
+over-predicted on express (issue 17). Theft and a poor address hurt in proportion to how
+weakly a channel tracks the parcel (``weakness`` = (2 - tracking level) / 2: 1 untracked,
+0.5 partly tracked, 0 fully tracked), so one column per risk, shared by every channel,
+learns the slope from all of them. 100 USD is a seller's scale of "worth stealing"; the
+trees only need the log shape, not the exact scale."""
+ADDRESS_RISK: dict[str, float] = {"verified": 0.0, "corrected": 0.5, "unverified": 1.0}
+"""Address quality as an ordered risk (a corrected address is between a verified and an
+unverified one); unknown values count as unverified."""
 DerivedFeature = Callable[[Mapping[str, Any]], Any]
 DERIVED_FEATURES: dict[str, DerivedFeature] = {
     "volume_ratio": lambda v: v["volumetric_kg"] / v["weight_kg"],

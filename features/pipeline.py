@@ -38,11 +38,16 @@ from shiprisk.data.catalogs import (
     load_catalog,
 )
 from shiprisk.data.contract import SENSITIVE_GOODS, SOFT_PACKAGING, VALUABLE_GOODS
+from shiprisk.features.catalog_attributes import (
+    channel_attributes,
+    destination_attributes,
+    live_attributes,
+)
 from shiprisk.features.definitions import (
+    ADDRESS_RISK,
     BOOL_FIELDS,
     CATEGORICAL_FEATURES,
     CATEGORICAL_FIELDS,
-    CHANNEL_ATTRS,
     DERIVED_FEATURES,
     DESTINATION_ATTRS,
     EPOCH_YEAR,
@@ -53,6 +58,7 @@ from shiprisk.features.definitions import (
     NOT_SHIPMENT,
     PEAK_MONTHS,
     STRING_FIELDS,
+    THEFT_REF_USD,
     UNKNOWN_CHANNEL,
     ZONE_SLOTS,
     layout_of,
@@ -187,14 +193,13 @@ class ShipmentFeaturizer:
         Shipment features are computed once per shipment and gathered for each pair, so
         scoring n shipments on K channels costs n shipment encodings, not n x K.
         """
-        cols: dict[str, Any] = {
-            f: frame[f].to_numpy() for f in INPUT_FIELDS if f not in NOT_SHIPMENT
-        }
-        created = pd.to_datetime(frame["created_at"], utc=True)
-        cols["month"] = created.dt.month.to_numpy(dtype=np.float64)
-        cols["weekday"] = created.dt.dayofweek.to_numpy(dtype=np.float64)
-        cols["year"] = created.dt.year.to_numpy(dtype=np.float64)
-        return self._encode(cols, rows, channel_ids)
+        return self._encode(_frame_columns(frame), rows, channel_ids)
+
+    def shipment_features(self, frame: pd.DataFrame, names: Sequence[str]) -> dict[str, Any]:
+        """Channel-independent features the code computes for a DataFrame, by name (whatever
+        this model's own list): e.g. the value in USD and the destination tier."""
+        values = self._shipment_values(_frame_columns(frame))
+        return {name: np.asarray(values[name], dtype=np.float64) for name in names}
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Online path: contract dicts (each with ``channel_id``) -> (n, F); no DataFrame."""
@@ -242,9 +247,11 @@ class ShipmentFeaturizer:
         hold = ship[at, col["dest_customs_hold_days"]]
         log_value = ship[at, col["log_value_usd"]]
         wording = ship[at, col["valuable_wording"]]
+        address = ship[at, col["address_risk"]]
 
         c = self.channel_rows(channel_ids)
         tracking = self._chan_tracking[c]
+        weakness = (2.0 - tracking) / 2.0
         tmin = self._chan_tmin[c, zone]
         tmax = self._chan_tmax[c, zone]
         channel = {
@@ -257,6 +264,8 @@ class ShipmentFeaturizer:
             "transit_total": (tmin + tmax) / 2.0 + hold,
             "untracked_log_value": (tracking == TRACKING_LEVELS["none"]) * log_value,
             "wording_x_tracking": wording * (2.0 - tracking),
+            "theft_exposure": weakness * np.log1p(np.expm1(log_value) / THEFT_REF_USD),
+            "address_x_weakness": address * weakness,
         }
         for name, j in lay.channel_columns:
             out[:, j] = channel[name]
@@ -324,6 +333,9 @@ class ShipmentFeaturizer:
         refusals = np.float64(cols["buyer_prior_refusals"])
         v["buyer_prior_orders"] = orders
         v["buyer_prior_refusals"] = refusals
+        v["address_risk"] = np.float64(
+            _each(ADDRESS_RISK.get, cols["address_quality"], ADDRESS_RISK["unverified"])
+        )
 
         dest = _each(self._dest_rows.get, cols["destination_country"], self.unknown_destination_)
         dest = np.array(dest, dtype=np.float64)  # (D,) for a scalar row
@@ -381,16 +393,7 @@ class ShipmentFeaturizer:
         self.unknown_destination_ = list(state["unknown_destination"])
         self.channels_ = dict(state["channels"])
         catalog = load_catalog()
-        self._live = {
-            "channels": {
-                c: a for c, a in channel_attributes(catalog).items() if c not in self.channels_
-            },
-            "destinations": {
-                c: a
-                for c, a in destination_attributes(catalog).items()
-                if c not in self.destinations_
-            },
-        }
+        self._live = live_attributes(catalog, self.channels_, self.destinations_)
         self._use_catalog_rates(catalog)
         self.feature_names_ = names
         self.categorical_features_ = categorical
@@ -404,33 +407,16 @@ class ShipmentFeaturizer:
         self.usd_rates_ = dict(catalog.usd_per_unit)
         self.usd_rates_as_of_ = catalog.rates_as_of
 
+    def destination_attribute(self, name: str, countries: Sequence[str]) -> np.ndarray:
+        """A destination attribute (e.g. ``risk_tier``) of each country from the snapshot
+        this pipeline was fitted with (unknown countries: the unknown destination's)."""
+        j = DESTINATION_ATTRS.index(name)
+        rows, unknown = self.destinations_, self.unknown_destination_
+        return np.array([rows.get(c, unknown)[j] for c in countries], dtype=np.float64)
+
     def is_known(self, field: str, value: str) -> bool:
         """Whether a categorical value was seen in training (used for warnings)."""
         return value in self._codes.get(field, {})
-
-
-def destination_attributes(catalog: Catalog) -> dict[str, list[float]]:
-    """Country -> the destination attributes the features use (``DESTINATION_ATTRS``)."""
-    return {
-        d.country: [float(getattr(d, a)) for a in DESTINATION_ATTRS] for d in catalog.destinations
-    }
-
-
-def channel_attributes(catalog: Catalog) -> dict[str, dict[str, Any]]:
-    """Channel id -> the channel attributes the features use, transit by zone slot."""
-    tmin, tmax = catalog.transit_days(np.arange(ZONE_SLOTS))  # (zones, C)
-    return {
-        ch: {
-            **{a: float(catalog.channel_column(a)[j]) for a in CHANNEL_ATTRS},
-            "transit_min": [
-                _nan_to(tmin[z, j], UNKNOWN_CHANNEL["transit_min"]) for z in range(ZONE_SLOTS)
-            ],
-            "transit_max": [
-                _nan_to(tmax[z, j], UNKNOWN_CHANNEL["transit_max"]) for z in range(ZONE_SLOTS)
-            ],
-        }
-        for j, ch in enumerate(catalog.channel_ids)
-    }
 
 
 def _typical_row(X: np.ndarray, categorical: Sequence[int]) -> list[float]:
@@ -458,6 +444,16 @@ def _each(lookup: Any, values: Any, default: Any) -> Any:
     return lookup(values, default)
 
 
+def _frame_columns(frame: pd.DataFrame) -> dict[str, Any]:
+    """A DataFrame of contract rows -> the column dict :meth:`ShipmentFeaturizer._encode` reads."""
+    cols: dict[str, Any] = {f: frame[f].to_numpy() for f in INPUT_FIELDS if f not in NOT_SHIPMENT}
+    created = pd.to_datetime(frame["created_at"], utc=True)
+    cols["month"] = created.dt.month.to_numpy(dtype=np.float64)
+    cols["weekday"] = created.dt.dayofweek.to_numpy(dtype=np.float64)
+    cols["year"] = created.dt.year.to_numpy(dtype=np.float64)
+    return cols
+
+
 def _record_columns(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Contract dicts -> the column dict :meth:`ShipmentFeaturizer._encode` reads."""
     cols: dict[str, Any] = {
@@ -482,10 +478,6 @@ def _months_since_epoch(year: Any, month: Any) -> Any:
     any numeric feature, and a row newer than the training data lands in the newest period.
     """
     return (year - EPOCH_YEAR) * 12.0 + (month - 1.0)
-
-
-def _nan_to(value: float, default: float) -> float:
-    return default if np.isnan(value) else float(value)
 
 
 def _as_datetime(value: Any) -> Any:

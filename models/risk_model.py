@@ -11,7 +11,9 @@ training and calibration slices together; if the two calibrated probabilities ev
 above 1 they are renormalised.
 
 Storage is pickle-free: each booster as LightGBM's text model, the feature pipeline and
-the calibration as JSON, and a manifest with the SHA-256 of every file, checked on load.
+the calibration as JSON, the training support per channel x value band x destination tier
+(``models/support.py``) as JSON, and a manifest with the SHA-256 of every file, checked on
+load (so the registry's digest covers the support counts too).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from shiprisk.features.pipeline import (
     ShipmentFeaturizer,
     missing_features,
 )
+from shiprisk.models import support as support_mod
 from shiprisk.models.compiled import RawScorer, compile_head
 from shiprisk.models.priors import MODEL, PRIOR, OutcomePrior
 
@@ -45,6 +48,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 PIPELINE_FILE = "pipeline.json"
 CALIBRATION_FILE = "calibration.json"
+SUPPORT_FILE = "support.json"
 PRIORS_FILE = "priors.json"
 """Outcomes without a head and their priors (models/priors.py); absent = every head trained."""
 MAX_TOTAL = 1.0 - 1e-6
@@ -124,6 +128,11 @@ class RiskModel:
     info: dict[str, Any] = field(default_factory=dict)
     compiled: dict[str, RawScorer] = field(default_factory=dict, repr=False)
     """Verified compiled forests by outcome (see ``models/compiled.py``); empty = LightGBM."""
+    support: dict[str, int] | None = field(default=None, repr=False)
+    """Training shipments per channel x value band x destination tier (``models/support.py``);
+    None for a model stored before the counts were recorded."""
+    support_events: dict[str, dict[str, int]] | None = field(default=None, repr=False)
+    """Training events per outcome and cell, the same cells as ``support``."""
     priors: dict[str, OutcomePrior] = field(default_factory=dict)
     """Outcomes the history had too few labels for: scored from a prior, not a head."""
 
@@ -142,7 +151,9 @@ class RiskModel:
         """Fit both heads on ``train`` (its newest slice for early stopping), then calibrate
         on ``train`` + ``calibration`` (see :class:`PlattCalibrator`). ``params[outcome]``
         holds LightGBM parameters incl. ``num_boost_round`` and ``early_stopping_rounds``, and
-        optionally ``refit_full_train``: after early stopping, retrain on all of ``train`` for
+        optionally ``monotone`` ({feature: +1 or -1}: the head's answer never falls, or never
+        rises, with that feature, all else equal; see ``configs/train.yaml``) and
+        ``refit_full_train``: after early stopping, retrain on all of ``train`` for
         the best number of rounds scaled by the data it adds
         (``len(train) / early-stopping cut``). ``heads``: the outcomes to train a head for
         (default: all); the others need :attr:`priors` before the model scores."""
@@ -157,6 +168,9 @@ class RiskModel:
             rounds = int(p.pop("num_boost_round", 500))
             patience = int(p.pop("early_stopping_rounds", 50))
             refit = bool(p.pop("refit_full_train", False))
+            monotone = p.pop("monotone", None)
+            if monotone:
+                p["monotone_constraints"] = _monotone(featurizer, monotone)
             p.setdefault("objective", "binary")
             p.setdefault("verbose", -1)
             p.setdefault("num_threads", os.cpu_count() or 1)
@@ -187,7 +201,8 @@ class RiskModel:
             months = None if t is None else np.concatenate([X[:, t], X_cal[:, t]])
             calibrators[outcome] = PlattCalibrator().fit(raw, np.concatenate([y, y_cal]), months)
         info = {"best_iteration": best, "trees": used}
-        return cls(featurizer, boosters, calibrators, info)
+        shipments, events = _count_support(featurizer, train)
+        return cls(featurizer, boosters, calibrators, info, {}, shipments, events)
 
     # -- scoring -----------------------------------------------------------------------------
     @property
@@ -265,6 +280,10 @@ class RiskModel:
         calibration = {o: asdict(c) for o, c in self.calibrators.items()}
         _write_text(directory / CALIBRATION_FILE, json.dumps(calibration, indent=1))
         files[CALIBRATION_FILE] = _sha256(directory / CALIBRATION_FILE)
+        if self.support is not None:
+            stored = {"shipments": self.support, "events": self.support_events or {}}
+            _write_text(directory / SUPPORT_FILE, json.dumps(stored, indent=0, sort_keys=True))
+            files[SUPPORT_FILE] = _sha256(directory / SUPPORT_FILE)
         if self.priors:
             priors = {o: p.to_dict() for o, p in self.priors.items()}
             _write_text(directory / PRIORS_FILE, json.dumps(priors, indent=1))
@@ -303,11 +322,50 @@ class RiskModel:
                 if scorer is not None:
                     compiled[o] = scorer
         info = dict(manifest.get("info", {}))
+        support = events = None
+        if SUPPORT_FILE in manifest["files"]:
+            stored = json.loads((directory / SUPPORT_FILE).read_text())
+            support = {str(k): int(v) for k, v in stored["shipments"].items()}
+            events = {
+                o: {str(k): int(v) for k, v in c.items()} for o, c in stored["events"].items()
+            }
         priors = {}
         if PRIORS_FILE in manifest["files"]:
             stored = json.loads((directory / PRIORS_FILE).read_text())
             priors = {o: OutcomePrior.from_dict(v) for o, v in stored.items() if o in OUTCOMES}
-        return cls(featurizer, boosters, calibrators, info, compiled, priors)
+        return cls(featurizer, boosters, calibrators, info, compiled, support, events, priors)
+
+    def support_of(
+        self, channel_ids: np.ndarray, value_usd: np.ndarray, countries: Sequence[str]
+    ) -> np.ndarray:
+        """(n, K) training shipments in the cell of each shipment (value in USD, destination
+        country; (n,) each) on each of its channels ((n, K)); -1 where this model stores no
+        counts. The tier comes from the model's own destination snapshot, as at training."""
+        return self._cells(self.support, channel_ids, value_usd, countries)
+
+    def support_events_of(
+        self, channel_ids: np.ndarray, value_usd: np.ndarray, countries: Sequence[str]
+    ) -> np.ndarray:
+        """(n, K) like :meth:`support_of`: the fewest training events of any outcome there."""
+        if not self.support_events:
+            return self._cells(None, channel_ids, value_usd, countries)
+        counts = [  # an outcome scored from a prior has no events to count (models/priors.py)
+            self._cells(c, channel_ids, value_usd, countries)
+            for o, c in self.support_events.items()
+            if o in self.boosters
+        ]
+        return np.minimum.reduce(counts)
+
+    def _cells(
+        self,
+        table: Mapping[str, int] | None,
+        channel_ids: np.ndarray,
+        value_usd: np.ndarray,
+        countries: Sequence[str],
+    ) -> np.ndarray:
+        tiers = self.featurizer.destination_attribute("risk_tier", countries)
+        ids = np.asarray(channel_ids, dtype=object).reshape(len(tiers), -1)
+        return support_mod.lookup(table, ids, np.asarray(value_usd)[:, None], tiers[:, None])
 
     @property
     def engine(self) -> str:
@@ -316,6 +374,38 @@ class RiskModel:
 
     def checksums(self, directory: Path) -> dict[str, str]:
         return dict(read_manifest(Path(directory))["files"])
+
+
+def _monotone(featurizer: ShipmentFeaturizer, wanted: Mapping[str, int]) -> list[int]:
+    """LightGBM's per-column monotone constraints from {feature: direction} (features this
+    model does not use are ignored; categorical columns cannot be constrained)."""
+    directions = [0] * len(featurizer.feature_names_)
+    for name, direction in wanted.items():
+        j = featurizer.column(name)
+        if j is not None and j not in featurizer.categorical_features_:
+            directions[j] = int(direction)
+    return directions
+
+
+def _count_support(
+    featurizer: ShipmentFeaturizer, train: pd.DataFrame
+) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """The training slice's shipments, and events per outcome, per channel x value band x
+    destination risk tier, from the same features the trees saw (value in USD at the
+    catalog's rates, the tier of the pipeline's destination snapshot)."""
+    computed = featurizer.shipment_features(train, ("log_value_usd", "dest_risk_tier"))
+    cells = (
+        train["channel_id"].astype(str).to_numpy(),
+        np.expm1(computed["log_value_usd"]),
+        computed["dest_risk_tier"],
+    )
+    events = {
+        o: support_mod.count_cells(
+            *cells, weights=(train["outcome"] == OUTCOME_LABEL[o]).to_numpy(dtype=float)
+        )
+        for o in OUTCOMES
+    }
+    return support_mod.count_cells(*cells), events
 
 
 def stored_features(directory: Path) -> list[str]:

@@ -57,6 +57,14 @@ Output columns (stable order and types; nulls where a value does not apply)::
     verdict                        string  as /score's: ship, do_not_ship_as_is (every option
                                            loses money) or no_channel; /score lists the
                                            alternatives (prepayment, confirm, DDP, decline)
+    support                        int64   training shipments the model saw in the chosen
+                                           channel's cell (channel x declared-value band x
+                                           destination risk tier; null: none recorded)
+    uncertain                      bool    fewer than SHIPRISK_SUPPORT_MIN shipments or
+                                           SHIPRISK_SUPPORT_MIN_EVENTS events of an outcome
+                                           in that cell: an uncertain estimate
+    recommended_support            int64   the same for the recommended channel
+    recommended_uncertain          bool    the recommendation rests on an uncertain estimate
     catalog_version                string  the catalog the row was priced on (as /score's
                                            ``catalog.version``; docs/catalog.md)
     sources                        string  JSON {outcome: "model" | "prior"}: whether each

@@ -27,6 +27,8 @@ from shiprisk.decisions.alternatives import verdicts
 from shiprisk.decisions.costs import Constraints, SellerCosts, cents
 from shiprisk.decisions.scoring import score
 from shiprisk.serving.batch_notes import RowNotes
+from shiprisk.serving.notices import uncertain_warning
+from shiprisk.settings import get_settings
 
 if TYPE_CHECKING:  # LightGBM is imported only where a model is loaded (see _init_worker)
     from shiprisk.models.risk_model import RiskModel
@@ -77,6 +79,11 @@ OUTPUT_SCHEMA = pa.schema(
         ("expected_profit_usd", pa.float64()),
         ("recommended_expected_profit_usd", pa.float64()),
         ("verdict", pa.string()),
+        # Added with support counts (issue 17, "Decisions II"): appended.
+        ("support", pa.int64()),
+        ("uncertain", pa.bool_()),
+        ("recommended_support", pa.int64()),
+        ("recommended_uncertain", pa.bool_()),
         # Added with seller catalogs (issue 15): the catalog version every row was priced on.
         ("catalog_version", pa.string()),
         # Heads where the labels allow (issue 15): JSON {outcome: "model" | "prior"}.
@@ -84,6 +91,8 @@ OUTPUT_SCHEMA = pa.schema(
     ]
 )
 OUTPUT_COLUMNS: tuple[str, ...] = tuple(OUTPUT_SCHEMA.names)
+SUPPORT_COLUMNS = ("support", "recommended_support")
+"""Counts; -1 in the work arrays means no count (not scored, or none recorded): null."""
 
 
 def output_schema(explain: bool = False) -> pa.Schema:
@@ -163,6 +172,8 @@ class ChunkScorer:
         self.explain = explain
         self.schema = output_schema(explain)
         self.notes = RowNotes(model, self.catalog)
+        self.support_min = get_settings().support_min
+        self.support_min_events = get_settings().support_min_events
         self.sources = json.dumps(model.sources)
 
     def __call__(self, chunk: Chunk) -> ChunkResult:
@@ -254,6 +265,12 @@ class ChunkScorer:
         expected = cents(at_chosen(d.expected_cost))
         rec_expected = cents(at_rec(d.expected_cost))
         comparable = known & d.allowed[r, ch] & has_rec
+        countries = frame["destination_country"].tolist()
+        support = self.model.support_of(scored.channel_ids, cands.value_usd, countries)
+        events = self.model.support_events_of(scored.channel_ids, cands.value_usd, countries)
+        low = ((support >= 0) & (support < self.support_min)) | (
+            (events >= 0) & (events < self.support_min_events)
+        )
         values: dict[str, Any] = {
             "chosen_eligible": known & cands.eligible[r, ch],
             **{
@@ -274,8 +291,15 @@ class ChunkScorer:
             "expected_profit_usd": cents(at_chosen(d.expected_profit)),
             "recommended_expected_profit_usd": cents(at_rec(d.expected_profit)),
             "verdict": verdicts(d.best_utility),
+            "support": np.where(known, support[r, ch], -1),
+            "uncertain": ~known | low[r, ch],  # a channel the model never saw: uncertain
+            "recommended_support": np.where(has_rec, support[r, rc], -1),
+            "recommended_uncertain": low[r, rc],
         }
         notes = self.notes.for_rows(frame, chosen_ids, scored, chosen, has_rec, self.explain)
+        self._warn_uncertain(
+            notes["warnings"], countries, cands.value_usd, support, events, low, rc, has_rec
+        )
         values.update(notes)
         for name, value in values.items():
             out[name][at] = value
@@ -292,6 +316,38 @@ class ChunkScorer:
         saving = values["saving_usd"]
         result.saving_usd = float(np.nansum(saving)) if m else 0.0
 
+    def _warn_uncertain(
+        self,
+        warnings: np.ndarray,
+        countries: list[str],
+        value_usd: np.ndarray,
+        support: np.ndarray,
+        events: np.ndarray,
+        low: np.ndarray,
+        rc: np.ndarray,
+        has_rec: np.ndarray,
+    ) -> None:
+        """Append /score's uncertain-recommendation warning where it applies (same words)."""
+        rows = np.flatnonzero(has_rec & low[np.arange(len(rc)), rc])
+        if not len(rows):
+            return
+        tiers = self.model.featurizer.destination_attribute("risk_tier", countries)
+        for i in rows:
+            j = rc[i]
+            found = json.loads(warnings[i]) if warnings[i] is not None else []
+            found.append(
+                uncertain_warning(
+                    str(self.channel_ids[j]),
+                    int(support[i, j]),
+                    int(events[i, j]),
+                    float(value_usd[i]),
+                    int(tiers[i]),
+                    self.support_min,
+                    self.support_min_events,
+                )
+            )
+            warnings[i] = json.dumps(found, ensure_ascii=False)
+
 
 def _empty_output(n: int, schema: pa.Schema) -> dict[str, Any]:
     """Output columns for n rows, all null; bool columns get a values array + a mask."""
@@ -304,6 +360,8 @@ def _empty_output(n: int, schema: pa.Schema) -> dict[str, Any]:
             out[f.name] = np.full(n, np.nan)
         elif pa.types.is_boolean(f.type):
             out[f.name] = np.zeros(n, dtype=bool)
+        elif f.name in SUPPORT_COLUMNS:
+            out[f.name] = np.full(n, -1, dtype=np.int64)
         elif pa.types.is_integer(f.type):
             out[f.name] = np.zeros(n, dtype=np.int64)
         else:
@@ -311,7 +369,7 @@ def _empty_output(n: int, schema: pa.Schema) -> dict[str, Any]:
     return out
 
 
-_BOOL_VALID = {"recommended_insure": "_has_rec"}
+_BOOL_VALID = {"recommended_insure": "_has_rec", "recommended_uncertain": "_has_rec"}
 """Which rows a bool column applies to (else null); the rest apply to every scored row."""
 
 
@@ -323,6 +381,8 @@ def _to_batch(out: dict[str, Any], schema: pa.Schema) -> pa.RecordBatch:
         if pa.types.is_boolean(f.type):
             valid = out[_BOOL_VALID.get(f.name, "_scored")]
             arrays.append(pa.array(value, type=f.type, mask=~valid))
+        elif f.name in SUPPORT_COLUMNS:  # -1: no count (not scored, or none recorded)
+            arrays.append(pa.array(value, type=f.type, mask=value < 0))
         elif pa.types.is_floating(f.type):
             if f.name in MONEY_COLUMNS:
                 value = cents(value)

@@ -8,6 +8,7 @@ The same texts ``POST /score`` answers with (:mod:`shiprisk.serving.notices`,
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +16,7 @@ import pandas as pd
 
 from shiprisk.data.catalogs import Catalog
 from shiprisk.data.contract import SHIPMENT_FIELDS
+from shiprisk.data.outcomes import EVENTS
 from shiprisk.decisions.candidates import ineligibility_reasons
 from shiprisk.decisions.policy import blocked_reasons
 from shiprisk.serving.notices import no_recommendation_warning, shipment_warnings
@@ -110,7 +112,12 @@ class RowNotes:
             record = records[i]
             channel_id = ids[int(rec[i])]
             x = self.model.featurizer.encode_channels(record, [channel_id])[0]
-            found = explain_mod.explain(self.model, {**record, "channel_id": channel_id}, x)
+            found = [
+                *explain_mod.channel_comparison(
+                    self._channel_rows(scored, i), int(rec[i]), int(scored.decision.cheapest[i])
+                ),
+                *explain_mod.explain(self.model, {**record, "channel_id": channel_id}, x),
+            ]
             reasons[i] = json.dumps([r.__dict__ for r in found], ensure_ascii=False, default=float)
             todo = mitigations(
                 record,
@@ -120,3 +127,18 @@ class RowNotes:
             )
             actions[i] = json.dumps(todo, ensure_ascii=False)
         return {"reasons": reasons, "actions": actions}
+
+    def _channel_rows(self, scored: Scored, i: int) -> list[SimpleNamespace]:
+        """Row ``i``'s channels shaped like /score's answer rows, for the channel comparison."""
+        allowed = scored.decision.allowed[i]
+        return [
+            SimpleNamespace(
+                channel_id=cid,
+                allowed=bool(allowed[j]),
+                **{
+                    o.probability: (float(p[i, j]) if np.isfinite(p[i, j]) else None)
+                    for o, p in ((o, scored.probs[o.key]) for o in EVENTS)
+                },
+            )
+            for j, cid in enumerate(self.catalog.channel_ids)
+        ]

@@ -1,4 +1,10 @@
-"""Reasons: the top factors behind p_loss and p_reject, in a seller's words.
+"""Reasons: why this channel, and the top factors behind p_loss and p_reject, in a seller's words.
+
+The channel itself is never a "reason" of its own risk: :func:`channel_comparison` compares
+the recommended channel with the alternative a seller would weigh it against (the cheapest,
+or, when the cheapest is recommended, the safest other allowed channel). Two factors are
+computed but never phrased (:data:`UNPHRASED`): the channel (the comparison says it better)
+and the shipment date's place in the long-run drift (nothing a seller can act on).
 
 Features are grouped into factors named after contract fields (interaction features count
 towards the fields they combine). A factor's contribution to one prediction is how much
@@ -12,13 +18,14 @@ tier-3 destination" or "envelope for electronics worth 420 USD".
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from shiprisk.data.outcomes import EVENTS
 from shiprisk.features.definitions import CHANNEL_ATTRIBUTE_FEATURES
 from shiprisk.models.risk_model import RiskModel
 
@@ -43,14 +50,23 @@ FACTORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "goods": (("goods_category",), ("goods_category", "sensitive_x_customs", "fragile")),
     "value": (
         ("declared_value", "currency"),
-        ("log_value_usd", "log_value_per_kg", "log_value_per_item", "untracked_log_value"),
+        (
+            "log_value_usd",
+            "log_value_per_kg",
+            "log_value_per_item",
+            "untracked_log_value",
+            "theft_exposure",
+        ),
     ),
     "duties": (("duties_terms",), ("duties_terms", "ddu_x_customs", "ddu_log_value_x_customs")),
     "tax_id": (
         ("recipient_tax_id_present",),
         ("tax_id_present", "missing_tax_id", "dest_requires_tax_id"),
     ),
-    "address": (("address_quality",), ("address_quality",)),
+    "address": (
+        ("address_quality",),
+        ("address_quality", "address_risk", "address_x_weakness"),
+    ),
     "buyer": (
         ("buyer_prior_orders", "buyer_prior_refusals"),
         ("buyer_prior_orders", "buyer_prior_refusals", "refusal_rate", "new_buyer"),
@@ -86,9 +102,9 @@ def _phrase_payment(c: Ctx) -> str:
     return "prepaid order"
 
 
-def _phrase_channel(c: Ctx) -> str:
-    tracking = {0: "untracked", 1: "partly tracked", 2: "fully tracked"}[int(c["tracking"])]
-    return f"{c['channel_id']}: {tracking}, about {c['transit']:.0f} days in transit"
+TRACKING_WORDS = {0: "an untracked", 1: "a partly tracked", 2: "a fully tracked"}
+UNPHRASED = ("channel", "trend")
+"""Factors computed (every feature belongs to one) but never given as a shipment's reason."""
 
 
 def _phrase_packaging(c: Ctx) -> str:
@@ -97,7 +113,8 @@ def _phrase_packaging(c: Ctx) -> str:
 
 
 def _phrase_value(c: Ctx) -> str:
-    suffix = " on an untracked channel" if int(c["tracking"]) == 0 else ""
+    tracking = int(c["tracking"])
+    suffix = f" on {TRACKING_WORDS[tracking]} channel" if tracking < 2 else ""
     return f"declared value {c['value_usd']:.0f} USD{suffix}"
 
 
@@ -126,7 +143,6 @@ PHRASES: dict[str, Callable[[Ctx], str]] = {
         f"destination {c['destination_country']} (risk tier {c['risk_tier']}, "
         f"customs tier {c['customs_tier']})"
     ),
-    "channel": _phrase_channel,
     "packaging": _phrase_packaging,
     "goods": lambda c: (
         f"{c['goods_category'].replace('_', ' ')}{' marked fragile' if c['fragile'] else ''} "
@@ -135,13 +151,15 @@ PHRASES: dict[str, Callable[[Ctx], str]] = {
     "value": _phrase_value,
     "duties": _phrase_duties,
     "tax_id": _phrase_tax,
-    "address": lambda c: f"{c['address_quality']} delivery address",
+    "address": lambda c: (
+        f"{c['address_quality']} delivery address"
+        + (f" on {TRACKING_WORDS[int(c['tracking'])]} channel" if int(c["tracking"]) < 2 else "")
+    ),
     "buyer": _phrase_buyer,
     "label": lambda c: (
         "valuable wording on the outer label" if c["valuable_wording"] else "plain outer label"
     ),
     "season": lambda c: f"shipped in {MONTHS[int(c['month']) - 1]}",
-    "trend": lambda c: "the trend of this risk over time",
     "size": lambda c: f"{c['weight_kg']:g} kg parcel, {c['item_count']} item(s)",
     "remote": lambda c: "remote-area delivery" if c["remote_area"] else "not a remote area",
 }
@@ -208,8 +226,10 @@ def explain(
     ctx = _context(model, record, x.reshape(-1))
     names, _ = _model_factors(model)
     reasons: list[Reason] = []
+    shown = np.array([n not in UNPHRASED for n in names])
     for outcome, by_factor in factor_contributions(model, x).items():
-        for i in np.argsort(-by_factor)[:top]:
+        ranked = [i for i in np.argsort(-by_factor) if shown[i]]
+        for i in ranked[:top]:
             if by_factor[i] <= 0:
                 break
             name = names[i]
@@ -237,3 +257,59 @@ def _context(model: RiskModel, record: Mapping[str, Any], x: np.ndarray) -> dict
         "value_usd": float(np.expm1(at["log_value_usd"])),
         "month": int(at["month"]) if np.isfinite(at["month"]) else created.month,
     }
+
+
+def channel_comparison(channels: Sequence[Any], recommended: int, cheapest: int) -> list[Reason]:
+    """Why the recommended channel, per event: its risk next to the alternative's.
+
+    ``channels`` are answer rows (``channel_id``, ``allowed``, ``p_<event>``). The alternative
+    is the cheapest channel when another one is recommended, else the allowed channel with
+    the lowest risk of that event. ``contribution``: the recommended channel's log-odds minus
+    the alternative's (negative: the recommended channel is the safer one).
+    """
+    rec = channels[recommended]
+    reasons = []
+    for o in EVENTS:
+        p_rec = getattr(rec, o.probability)
+        if cheapest >= 0 and cheapest != recommended:
+            alt, why = channels[cheapest], "the cheapest channel"
+            head = f"{rec.channel_id}"
+        else:
+            others = [
+                c
+                for j, c in enumerate(channels)
+                if j != recommended and c.allowed and getattr(c, o.probability) is not None
+            ]
+            if not others:
+                continue
+            alt = min(others, key=lambda c: getattr(c, o.probability))
+            head = f"{rec.channel_id} (the cheapest channel)"
+            why = "the safest other channel"
+        p_alt = getattr(alt, o.probability)
+        if p_rec is None or p_alt is None:
+            continue
+        if why == "the safest other channel" and p_alt < p_rec:
+            why = "which costs more than the risk it saves"
+        text = (
+            f"{head}: risk of being {o.label} {_percent(p_rec)} "
+            f"vs {_percent(p_alt)} on {alt.channel_id}, {why}"
+        )
+        reasons.append(
+            Reason(o.key, "channel", ("channel_id",), text, _logit(p_rec) - _logit(p_alt))
+        )
+    return reasons
+
+
+def _percent(p: float) -> str:
+    """A probability as a seller reads it: 24%, 5.7%, 0.42%."""
+    pct = 100.0 * p
+    if pct >= 10:
+        return f"{pct:.0f}%"
+    if pct >= 1:
+        return f"{pct:.1f}%"
+    return f"{pct:.2f}%"
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return float(np.log(p / (1.0 - p)))

@@ -44,3 +44,27 @@ def shipment_warnings(
 def no_recommendation_warning(reason: str) -> str:
     """The warning added when no channel can be recommended (``reason`` says why)."""
     return f"no recommendation: {reason}"
+
+
+def uncertain_warning(
+    channel_id: str,
+    support: int,
+    events: int,
+    value_usd: float,
+    tier: int,
+    support_min: int,
+    support_min_events: int,
+) -> str:
+    """The warning added when the recommended channel's estimate rests on few comparable
+    training shipments (its cell: channel x declared-value band x destination risk tier)."""
+    from shiprisk.models.support import VALUE_BANDS, value_band
+
+    band = VALUE_BANDS[int(value_band(value_usd))]
+    return (
+        f"the recommendation rests on an uncertain estimate: the model saw only "
+        f"{support} training shipments ({events} losses or rejections "
+        f"at the fewest) on {channel_id} with a declared value of {band} USD to a "
+        f"risk tier-{tier} destination (uncertain below {support_min} shipments or "
+        f"{support_min_events} events); its risks there lean on other channels "
+        "and values"
+    )

@@ -173,6 +173,32 @@ ChannelScore = create_model(
             "where it is highest. USD, rounded to the cent; null if not scored.",
         ),
     ),
+    support=(
+        int | None,
+        Field(
+            default=None,
+            description="Training shipments the model saw in this channel's cell (same "
+            "channel, declared-value band and destination risk tier); null: the model "
+            "records no counts",
+        ),
+    ),
+    support_events=(
+        int | None,
+        Field(
+            default=None,
+            description="The fewest training events of any outcome (e.g. losses) in that "
+            "cell; null: the model records no counts",
+        ),
+    ),
+    uncertain=(
+        bool,
+        Field(
+            default=False,
+            description="The estimate rests on few comparable training shipments: fewer "
+            "than SHIPRISK_SUPPORT_MIN shipments or SHIPRISK_SUPPORT_MIN_EVENTS events in its "
+            "cell; treat its risks with care",
+        ),
+    ),
 )
 
 Recommendation = create_model(
@@ -212,6 +238,18 @@ Recommendation = create_model(
         _money(
             "The profit the seller values the recommendation at, given its risk tolerance "
             "(costs.risk_tolerance_usd): what the recommendation maximises. In"
+        ),
+    ),
+    support=(
+        int | None,
+        Field(default=None, description="The recommended channel's support (see ChannelScore)."),
+    ),
+    uncertain=(
+        bool,
+        Field(
+            default=False,
+            description="The recommendation rests on an uncertain estimate: the recommended "
+            "channel's (see ChannelScore.uncertain); a warning says which",
         ),
     ),
 )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import TypeAdapter
 
 from shiprisk.data.catalogs import TRACKING_NAMES, Catalog, load_catalog
@@ -27,7 +28,11 @@ from shiprisk.decisions.policy import blocked_reasons
 from shiprisk.decisions.scoring import Scored, score
 from shiprisk.models.risk_model import RiskModel
 from shiprisk.serving import explain as explain_mod
-from shiprisk.serving.notices import no_recommendation_warning, shipment_warnings
+from shiprisk.serving.notices import (
+    no_recommendation_warning,
+    shipment_warnings,
+    uncertain_warning,
+)
 from shiprisk.serving.schemas import (
     Action,
     Alternative,
@@ -53,6 +58,21 @@ class Scorer:
     ref: ModelRef
     catalog: Catalog
     costs: SellerCosts
+    support_min: int | None = None
+    """Fewer training shipments in a channel's cell: the answer is flagged uncertain
+    (default: ``settings.support_min``)."""
+    support_min_events: int | None = None
+    """Fewer training events of any outcome there: also uncertain (settings' default)."""
+
+    def __post_init__(self) -> None:
+        if self.support_min is None:
+            self.support_min = get_settings().support_min
+        if self.support_min_events is None:
+            self.support_min_events = get_settings().support_min_events
+
+    def _uncertain(self, shipments: int, events: int) -> bool:
+        """Few comparable training shipments or events (-1: the model records none)."""
+        return 0 <= shipments < self.support_min or 0 <= events < self.support_min_events
 
     @classmethod
     def from_directory(
@@ -172,6 +192,11 @@ class Scorer:
             _nums(a[i, :k]) for a in (table.price_usd, table.premium_usd, table.transit_days)
         )
         expected = _nums(decision.expected_cost[i, :k])
+        country = [record["destination_country"]]
+        at_i = table.value_usd[i : i + 1]
+        cells = np.array([ids], dtype=object)
+        support = self.model.support_of(cells, at_i, country)[0].tolist()
+        events = self.model.support_events_of(cells, at_i, country)[0].tolist()
         uninsured = _nums(decision.expected_cost_uninsured[i, :k])
         profit = _nums(decision.expected_profit[i, :k])
         certain = _nums(decision.utility[i, :k])
@@ -198,6 +223,9 @@ class Scorer:
                     "tracking": TRACKING_NAMES[tracking[j]] if ch else None,
                     "expected_profit_usd": profit[j],
                     "certainty_equivalent_usd": certain[j],
+                    "support": support[j] if support[j] >= 0 else None,
+                    "support_events": events[j] if events[j] >= 0 else None,
+                    "uncertain": self._uncertain(support[j], events[j]),
                 }
             )
         channels = _CHANNEL_LIST.validate_python(rows)  # one pydantic-core call for all rows
@@ -219,7 +247,11 @@ class Scorer:
             saving_vs_cheapest_usd=_saving(channels, cheap, best.expected_cost_usd),
             expected_profit_usd=best.expected_profit_usd,
             certainty_equivalent_usd=_num(decision.best_utility[i]),
+            support=best.support,
+            uncertain=best.uncertain,
         )
+        if best.uncertain:
+            warnings.append(self._uncertain_warning(best, float(table.value_usd[i]), record))
         reasons = []
         if with_reasons:
             x = (
@@ -227,7 +259,11 @@ class Scorer:
                 if scored.X is not None
                 else self.model.featurizer.encode_channels(record, [best.channel_id])[0]
             )
-            reasons = [Reason(**r.__dict__) for r in self.explain(record, best.channel_id, x)]
+            found = [
+                *explain_mod.channel_comparison(channels, rec, cheap),
+                *self.explain(record, best.channel_id, x),
+            ]
+            reasons = [Reason(**r.__dict__) for r in found]
         actions = mitigations(
             record,
             destination=self.catalog.destination_by_country.get(record["destination_country"]),
@@ -252,6 +288,19 @@ class Scorer:
         return explain_mod.explain(self.model, {**record, "channel_id": channel_id}, x)
 
     # -- helpers ------------------------------------------------------------------------------
+    def _uncertain_warning(self, best: Any, value_usd: float, record: Mapping[str, Any]) -> str:
+        country = [record["destination_country"]]
+        tier = int(self.model.featurizer.destination_attribute("risk_tier", country)[0])
+        return uncertain_warning(
+            best.channel_id,
+            best.support,
+            best.support_events,
+            value_usd,
+            tier,
+            self.support_min,
+            self.support_min_events,
+        )
+
     @property
     def catalog_ref(self) -> CatalogRef:
         """The catalog every answer names (version, bundled or the seller's, origin)."""

@@ -91,6 +91,19 @@ class Settings(BaseSettings):
         description="a request key the contract does not know: 'reject' answers 400 naming "
         "its parent; 'ignore' drops it before validation (never logged, never echoed)",
     )
+    support_min: int = Field(
+        default=500,
+        ge=0,
+        description="a channel's answer rests on fewer training shipments than this in its "
+        "cell (channel x declared-value band x destination risk tier): flagged uncertain",
+    )
+    support_min_events: int = Field(
+        default=50,
+        ge=0,
+        description="...or fewer training events of any outcome (losses, rejections) in that "
+        "cell: flagged uncertain; 50 is the bar at which the counterfactual calibration is "
+        "measured within +-15 % (BENCHMARKS.md)",
+    )
     api_key: SecretStr | None = Field(default=None, description="require this key if set")
     api_key_file: Path | None = Field(default=None, description="file holding the API key")
     catalog_dir: Path | None = Field(

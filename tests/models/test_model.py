@@ -75,7 +75,14 @@ def test_save_and_load_give_identical_probabilities(champion_model, sim_frame, t
     path = champion_model.save(tmp_path / "model")
     names = sorted(p.name for p in path.iterdir())
     assert names == sorted(
-        ["booster_loss.txt", "booster_reject.txt", "pipeline.json", "calibration.json", MANIFEST]
+        [
+            "booster_loss.txt",
+            "booster_reject.txt",
+            "pipeline.json",
+            "calibration.json",
+            "support.json",
+            MANIFEST,
+        ]
     )
     assert not any(p.suffix in (".pkl", ".pickle") for p in path.iterdir())
     reloaded = RiskModel.load(path)

@@ -38,7 +38,7 @@ from shiprisk.decisions.costs import SellerCosts
 from shiprisk.decisions.policy import decide
 from shiprisk.serving import batch_write
 from shiprisk.serving.batch import champion_model_dir, score_open
-from shiprisk.serving.batch_chunks import MONEY_COLUMNS, OUTPUT_COLUMNS
+from shiprisk.serving.batch_chunks import MONEY_COLUMNS, OUTPUT_COLUMNS, OUTPUT_SCHEMA
 from shiprisk.serving.batch_read import BatchError, SqlTable
 
 N_ROWS = 2_400
@@ -299,7 +299,7 @@ def _tables(db: Path) -> set[str]:
 def _as_comparable(df: pd.DataFrame) -> pd.DataFrame:
     """Booleans as 0/1 floats, text as object: SQL and Parquet spell them differently."""
     out = df.copy()
-    for name in ("chosen_eligible", "insure", "recommended_insure"):
+    for name in (f.name for f in OUTPUT_SCHEMA if pa.types.is_boolean(f.type)):
         out[name] = pd.to_numeric(out[name].astype(object).map({True: 1, False: 0}, "ignore"))
         out[name] = out[name].astype(float)
     for name in out.columns:
