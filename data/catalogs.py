@@ -9,8 +9,6 @@ The simulator, the feature pipeline, the decision policy and batch scoring all c
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property, lru_cache
@@ -19,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shiprisk.data.contract import CURRENCIES, GOODS_CATEGORIES
 
@@ -41,9 +39,11 @@ UNKNOWN_DESTINATION = {
 
 
 class ZonePrice(BaseModel):
+    """A zone the channel serves: its price (null on a channel quoted at request time)."""
+
     model_config = ConfigDict(extra="forbid")
-    base_usd: float = Field(ge=0)
-    per_kg_usd: float = Field(ge=0)
+    base_usd: float | None = Field(default=None, ge=0)
+    per_kg_usd: float | None = Field(default=None, ge=0)
     transit_days: tuple[int, int]
 
     @model_validator(mode="after")
@@ -101,6 +101,26 @@ class Channel(BaseModel):
     bills_refused_duties: bool | None = Field(
         default=None, description="the carrier bills the shipper for a refused DDU parcel's duties"
     )
+    # Seller catalogs (docs/catalog.md): how the channel is priced, and prior outcome rates
+    # used where no trained model head covers an outcome.
+    pricing: Literal["table", "quoted"] = Field(
+        default="table",
+        description="'table': zones hold base and per-kg prices; 'quoted': the price is "
+        "quoted at request time (candidates[].quoted_price_usd), zones hold transit only",
+    )
+    prior_loss_rate: float | None = Field(default=None, ge=0, le=1)
+    prior_reject_rate: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _priced(self) -> Channel:
+        if self.pricing == "table":
+            for z, zp in self.zones.items():
+                if zp.base_usd is None or zp.per_kg_usd is None:
+                    raise ValueError(
+                        f"zones.{z}: base_usd and per_kg_usd are required unless "
+                        "pricing is 'quoted'"
+                    )
+        return self
 
 
 CHANNEL_TYPE_DEFAULTS: dict[str, dict[str, float]] = {
@@ -128,18 +148,39 @@ CHANNEL_TYPE_DEFAULTS: dict[str, dict[str, float]] = {
 
 
 class Destination(BaseModel):
+    """One destination country; in a seller catalog any ISO 3166 country (its zone is the
+    seller's own destination -> zone table). Optional columns default as documented."""
+
     model_config = ConfigDict(extra="forbid")
     country: str = Field(pattern=r"^[A-Z]{2}$")
-    name: str
+    name: str = ""
     region: str
     zone: int = Field(ge=1, le=5)
     risk_tier: int = Field(ge=1, le=3)
     customs_tier: int = Field(ge=1, le=3)
     cod_share: float = Field(ge=0, le=1)
-    remote_share: float = Field(ge=0, le=1)
-    requires_tax_id: bool
-    insurance_excluded: bool
-    customs_hold_days: int = Field(ge=0, le=60)
+    remote_share: float = Field(default=0.05, ge=0, le=1)
+    requires_tax_id: bool = False
+    insurance_excluded: bool = False
+    customs_hold_days: int = Field(default=1, ge=0, le=60)
+
+    @field_validator("country")
+    @classmethod
+    def _iso_country(cls, code: str) -> str:
+        import pycountry
+
+        if pycountry.countries.get(alpha_2=code) is None:
+            raise ValueError(f"{code} is not an ISO 3166-1 alpha-2 country code")
+        return code
+
+    @model_validator(mode="after")
+    def _named(self) -> Destination:
+        if not self.name:  # a seller may leave the name out: ISO's common name
+            import pycountry
+
+            found = pycountry.countries.get(alpha_2=self.country)
+            self.name = getattr(found, "common_name", None) or found.name
+        return self
 
 
 class Currency(BaseModel):
@@ -156,6 +197,12 @@ class Catalog:
     destinations: tuple[Destination, ...]
     currencies: dict[str, Currency]
     as_of: str
+    origin: str = "CN"
+    """ISO country the channels ship from (declared by a seller catalog)."""
+    version: str = ""
+    """The catalog's declared version, else a content hash of its files: every answer names it."""
+    source: str = "bundled"
+    """'bundled' (the package's reference catalog) or 'seller' (SHIPRISK_CATALOG_DIR)."""
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     # -- lookups ---------------------------------------------------------------------
@@ -231,8 +278,9 @@ class Catalog:
         tables = {k: np.full(shape, np.nan) for k in ("base", "per_kg", "tmin", "tmax")}
         for i, ch in enumerate(self.channels):
             for z, zp in ch.zones.items():
-                tables["base"][i, z] = zp.base_usd
-                tables["per_kg"][i, z] = zp.per_kg_usd
+                # A quoted channel has no list price: NaN (the request's quote replaces it).
+                tables["base"][i, z] = np.nan if zp.base_usd is None else zp.base_usd
+                tables["per_kg"][i, z] = np.nan if zp.per_kg_usd is None else zp.per_kg_usd
                 tables["tmin"][i, z], tables["tmax"][i, z] = zp.transit_days
         return tables
 
@@ -382,19 +430,36 @@ def reference_dir() -> Path:
     return Path(str(resources.files("shiprisk.data") / "reference"))
 
 
-@lru_cache(maxsize=4)
-def load_catalog(directory: str | None = None) -> Catalog:
-    """Read and validate the three catalog files (cached; called on first use, not import)."""
-    root = Path(directory) if directory else reference_dir()
-    raw = json.loads((root / "channels.json").read_text())
-    channels = tuple(Channel.model_validate(c) for c in raw["channels"])
-    with (root / "destinations.csv").open(newline="") as fh:
-        destinations = tuple(Destination.model_validate(r) for r in csv.DictReader(fh))
-    with (root / "currencies.csv").open(newline="") as fh:
-        currencies = {r["currency"]: Currency.model_validate(r) for r in csv.DictReader(fh)}
-    catalog = Catalog(channels, destinations, currencies, raw.get("as_of", ""))
-    check_catalog(catalog)
-    return catalog
+def load_catalog(directory: str | Path | None = None) -> Catalog:
+    """The catalog in use: ``directory``, else ``SHIPRISK_CATALOG_DIR``, else the bundled one.
+
+    Bundled and seller catalogs go through the same reader and validation
+    (``data/catalog_files.py``); a problem raises :class:`CatalogError` naming the file,
+    row, field and reason. Cached per directory; read on first use, never at import.
+    """
+    if directory is None:
+        from shiprisk.settings import get_settings
+
+        directory = get_settings().catalog_dir
+    root = Path(directory).resolve() if directory else reference_dir()
+    return _load(str(root), directory is not None and root != reference_dir().resolve())
+
+
+def bundled_catalog() -> Catalog:
+    """The package's own catalog, whatever SHIPRISK_CATALOG_DIR says: the simulated world
+    (simulator, true probabilities) is defined on it."""
+    return load_catalog(reference_dir())
+
+
+@lru_cache(maxsize=8)
+def _load(root: str, seller: bool) -> Catalog:
+    from shiprisk.data.catalog_files import read_catalog
+
+    return read_catalog(Path(root), "seller" if seller else "bundled")
+
+
+class CatalogError(ValueError):
+    """A catalog file cannot be used; the message names the file, row, field and reason."""
 
 
 def check_catalog(catalog: Catalog) -> None:

@@ -14,7 +14,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from shiprisk.data.catalogs import CHANNEL_TYPES, TRACKING_NAMES, Catalog, load_catalog
+from shiprisk.data.catalogs import CHANNEL_TYPES, TRACKING_NAMES, Catalog, bundled_catalog
 from shiprisk.data.contract import (
     ADDRESS_QUALITIES,
     CURRENCIES,
@@ -255,7 +255,7 @@ def true_probabilities(
     channels too. NaN where the channel does not serve the destination's zone.
     """
     world = world or default_world()
-    catalog = catalog or load_catalog()
+    catalog = catalog or bundled_catalog()
     ids = frame["channel_id"] if channel_ids is None else channel_ids
     chan = codes(ids, catalog.channel_ids, "channel_id")
     probs = probabilities(encode(frame, world, catalog), chan[:, None], world, catalog)
@@ -284,7 +284,7 @@ def counterfactual_probabilities(
     ``catalog.channel_ids`` order, NaN where the channel is not eligible.
     """
     world = world or default_world()
-    catalog = catalog or load_catalog()
+    catalog = catalog or bundled_catalog()
     s = encode(frame, world, catalog)
     n, c = len(frame), len(catalog.channel_ids)
     chan = np.broadcast_to(np.arange(c), (n, c))

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from shiprisk.data.atomic import write_atomic
-from shiprisk.data.catalogs import CHANNEL_TYPES, Catalog, load_catalog
+from shiprisk.data.catalogs import CHANNEL_TYPES, Catalog, bundled_catalog
 from shiprisk.data.contract import (
     ADDRESS_QUALITIES,
     CURRENCIES,
@@ -350,7 +350,7 @@ def simulate(
 
     Same (rows, seed, world, catalog), same frame. Rows are sorted by ``created_at``.
     """
-    return _simulate(rows, seed, world or default_world(), catalog or load_catalog())
+    return _simulate(rows, seed, world or default_world(), catalog or bundled_catalog())
 
 
 def add_event(frame: pd.DataFrame, event: Outcome, hazard: np.ndarray, seed: int) -> pd.DataFrame:
@@ -377,7 +377,7 @@ def add_event(frame: pd.DataFrame, event: Outcome, hazard: np.ndarray, seed: int
 def generate_to_parquet(rows: int, seed: int, output: Path, world: str = "default") -> Path:
     """Simulate and write Parquet atomically (temp file + rename); progress for big runs."""
     params = world_by_name(world)
-    catalog = load_catalog()
+    catalog = bundled_catalog()
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if rows >= PROGRESS_MIN_ROWS:

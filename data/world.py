@@ -644,9 +644,9 @@ def shifted_world() -> WorldParams:
     """
     base = default_world()
     tier_boost = {2: 1.8, 3: 2.2}
-    from shiprisk.data.catalogs import load_catalog  # lazy: no catalog read at import
+    from shiprisk.data.catalogs import bundled_catalog  # lazy: no catalog read at import
 
-    catalog = load_catalog()
+    catalog = bundled_catalog()
     tiers = {d.country: d.risk_tier for d in catalog.destinations}
     destinations = {
         c: w * tier_boost.get(tiers.get(c, 1), 1.0) for c, w in base.destination_weights.items()

@@ -43,12 +43,16 @@ from shiprisk.data.catalogs import (
 )
 from shiprisk.data.contract import SENSITIVE_GOODS, SOFT_PACKAGING, VALUABLE_GOODS
 from shiprisk.features import extra_features as extra
+from shiprisk.features.catalog_attributes import (
+    channel_attributes,
+    destination_attributes,
+    live_attributes,
+)
 from shiprisk.features.definitions import (
     ADDRESS_RISK,
     BOOL_FIELDS,
     CATEGORICAL_FEATURES,
     CATEGORICAL_FIELDS,
-    CHANNEL_ATTRS,
     DERIVED_FEATURES,
     DESTINATION_ATTRS,
     EPOCH_YEAR,
@@ -108,26 +112,12 @@ class ShipmentFeaturizer:
             for f in CATEGORICAL_FIELDS
         }
         self.categories_["channel_type"] = list(CHANNEL_TYPES)
-        self.destinations_ = {
-            d.country: [float(getattr(d, a)) for a in DESTINATION_ATTRS]
-            for d in catalog.destinations
-        }
+        self.destinations_ = destination_attributes(catalog)
         self.unknown_destination_ = [
             float(UNKNOWN_DESTINATION.get(a, 0.0)) for a in DESTINATION_ATTRS
         ]
-        tmin, tmax = catalog.transit_days(np.arange(ZONE_SLOTS))  # (zones, C)
-        self.channels_ = {
-            ch: {
-                **{a: float(catalog.channel_column(a)[j]) for a in CHANNEL_ATTRS},
-                "transit_min": [
-                    _nan_to(tmin[z, j], UNKNOWN_CHANNEL["transit_min"]) for z in range(ZONE_SLOTS)
-                ],
-                "transit_max": [
-                    _nan_to(tmax[z, j], UNKNOWN_CHANNEL["transit_max"]) for z in range(ZONE_SLOTS)
-                ],
-            }
-            for j, ch in enumerate(catalog.channel_ids)
-        }
+        self.channels_ = channel_attributes(catalog)
+        self._live = {"channels": {}, "destinations": {}}
         self._use_catalog_rates(catalog)
         self.extras_ = extra.specs_of(frame)
         self.feature_names_ = [*FEATURES, *extra.names(self.extras_)]
@@ -146,12 +136,16 @@ class ShipmentFeaturizer:
         self._codes = {
             f: {v: i + 1 for i, v in enumerate(vals)} for f, vals in self.categories_.items()
         }
-        self._dest_rows = self.destinations_
-        known = list(dict.fromkeys([*self.channels_, *self.categories_["channel_id"]]))
+        # A channel or country of today's catalog that the model's snapshot lacks is encoded
+        # from its catalog attributes (its own code stays 0: never seen in training).
+        live = getattr(self, "_live", {"channels": {}, "destinations": {}})
+        self._dest_rows = {**live["destinations"], **self.destinations_}
+        channels = {**live["channels"], **self.channels_}
+        known = list(dict.fromkeys([*channels, *self.categories_["channel_id"]]))
         self._channel_row = {c: i + 1 for i, c in enumerate(known)}
         codes = self._codes["channel_id"]
         unknown = UNKNOWN_CHANNEL
-        attrs = [self.channels_.get(c) for c in known]
+        attrs = [channels.get(c) for c in known]
         self._chan_code = np.array([0.0, *(codes.get(c, 0) for c in known)])
         self._chan_type = np.array(
             [0.0, *(a["channel_type_code"] + 1.0 if a else 0.0 for a in attrs)]
@@ -424,7 +418,9 @@ class ShipmentFeaturizer:
         self.destinations_ = {k: list(v) for k, v in state["destinations"].items()}
         self.unknown_destination_ = list(state["unknown_destination"])
         self.channels_ = dict(state["channels"])
-        self._use_catalog_rates(load_catalog())
+        catalog = load_catalog()
+        self._live = live_attributes(catalog, self.channels_, self.destinations_)
+        self._use_catalog_rates(catalog)
         self.feature_names_ = names
         self.categorical_features_ = categorical
         self.reference_ = [float(v) for v in state["reference"]]
@@ -503,10 +499,6 @@ def _months_since_epoch(year: Any, month: Any) -> Any:
     any numeric feature, and a row newer than the training data lands in the newest period.
     """
     return (year - EPOCH_YEAR) * 12.0 + (month - 1.0)
-
-
-def _nan_to(value: float, default: float) -> float:
-    return default if np.isnan(value) else float(value)
 
 
 def _as_datetime(value: Any) -> Any:

@@ -39,6 +39,7 @@ from shiprisk.features.pipeline import (
 )
 from shiprisk.models import support as support_mod
 from shiprisk.models.compiled import RawScorer, compile_head
+from shiprisk.models.priors import MODEL, PRIOR, OutcomePrior
 
 OUTCOMES = EVENT_KEYS
 OUTCOME_LABEL = LABEL_OF
@@ -48,6 +49,8 @@ MANIFEST = "manifest.json"
 PIPELINE_FILE = "pipeline.json"
 CALIBRATION_FILE = "calibration.json"
 SUPPORT_FILE = "support.json"
+PRIORS_FILE = "priors.json"
+"""Outcomes without a head and their priors (models/priors.py); absent = every head trained."""
 MAX_TOTAL = 1.0 - 1e-6
 TIME_FEATURE = "months_since_2000"
 
@@ -130,6 +133,8 @@ class RiskModel:
     None for a model stored before the counts were recorded."""
     support_events: dict[str, dict[str, int]] | None = field(default=None, repr=False)
     """Training events per outcome and cell, the same cells as ``support``."""
+    priors: dict[str, OutcomePrior] = field(default_factory=dict)
+    """Outcomes the history had too few labels for: scored from a prior, not a head."""
 
     # -- training ----------------------------------------------------------------------------
     @classmethod
@@ -141,6 +146,7 @@ class RiskModel:
         *,
         early_stopping_share: float = 0.15,
         featurizer: ShipmentFeaturizer | None = None,
+        heads: Sequence[str] | None = None,
     ) -> RiskModel:
         """Fit both heads on ``train`` (its newest slice for early stopping), then calibrate
         on ``train`` + ``calibration`` (see :class:`PlattCalibrator`). ``params[outcome]``
@@ -149,13 +155,14 @@ class RiskModel:
         rises, with that feature, all else equal; see ``configs/train.yaml``) and
         ``refit_full_train``: after early stopping, retrain on all of ``train`` for
         the best number of rounds scaled by the data it adds
-        (``len(train) / early-stopping cut``)."""
+        (``len(train) / early-stopping cut``). ``heads``: the outcomes to train a head for
+        (default: all); the others need :attr:`priors` before the model scores."""
         featurizer = featurizer or ShipmentFeaturizer().fit(train)
         X = featurizer.transform(train)
         X_cal = featurizer.transform(calibration)
         cut = int(len(train) * (1.0 - early_stopping_share))
         boosters, calibrators, best, used = {}, {}, {}, {}
-        for outcome in OUTCOMES:
+        for outcome in [o for o in OUTCOMES if heads is None or o in heads]:
             y = (train["outcome"] == OUTCOME_LABEL[outcome]).to_numpy()
             p = dict(params.get(outcome, {}))
             rounds = int(p.pop("num_boost_round", 500))
@@ -203,6 +210,15 @@ class RiskModel:
         """The events this model has a head for, in outcome-spec order."""
         return tuple(o for o in OUTCOMES if o in self.boosters)
 
+    @property
+    def sources(self) -> dict[str, str]:
+        """Per event: 'model' (a trained head) or 'prior' (models/priors.py)."""
+        return {
+            o: MODEL if o in self.boosters else PRIOR
+            for o in OUTCOMES
+            if o in self.boosters or o in self.priors
+        }
+
     def predict_matrix(self, X: np.ndarray, num_threads: int = 0) -> dict[str, np.ndarray]:
         """Encoded features -> calibrated probability per event (outcome-spec order).
 
@@ -212,7 +228,9 @@ class RiskModel:
         months = self._months(X)
         probs = {
             o: self.calibrators[o](self.raw_scores(X, o, num_threads), months)
-            for o in self.outcomes
+            if o in self.boosters
+            else self.priors[o](X, self.featurizer)
+            for o in self.sources
         }
         total = sum(probs.values())
         over = total > MAX_TOTAL
@@ -266,6 +284,10 @@ class RiskModel:
             stored = {"shipments": self.support, "events": self.support_events or {}}
             _write_text(directory / SUPPORT_FILE, json.dumps(stored, indent=0, sort_keys=True))
             files[SUPPORT_FILE] = _sha256(directory / SUPPORT_FILE)
+        if self.priors:
+            priors = {o: p.to_dict() for o, p in self.priors.items()}
+            _write_text(directory / PRIORS_FILE, json.dumps(priors, indent=1))
+            files[PRIORS_FILE] = _sha256(directory / PRIORS_FILE)
         manifest = {"format_version": FORMAT_VERSION, "files": files, "info": self.info}
         _write_text(directory / MANIFEST, json.dumps(manifest, indent=1))
         return directory
@@ -307,7 +329,11 @@ class RiskModel:
             events = {
                 o: {str(k): int(v) for k, v in c.items()} for o, c in stored["events"].items()
             }
-        return cls(featurizer, boosters, calibrators, info, compiled, support, events)
+        priors = {}
+        if PRIORS_FILE in manifest["files"]:
+            stored = json.loads((directory / PRIORS_FILE).read_text())
+            priors = {o: OutcomePrior.from_dict(v) for o, v in stored.items() if o in OUTCOMES}
+        return cls(featurizer, boosters, calibrators, info, compiled, support, events, priors)
 
     def support_of(
         self, channel_ids: np.ndarray, value_usd: np.ndarray, countries: Sequence[str]
@@ -323,8 +349,10 @@ class RiskModel:
         """(n, K) like :meth:`support_of`: the fewest training events of any outcome there."""
         if not self.support_events:
             return self._cells(None, channel_ids, value_usd, countries)
-        counts = [
-            self._cells(c, channel_ids, value_usd, countries) for c in self.support_events.values()
+        counts = [  # an outcome scored from a prior has no events to count (models/priors.py)
+            self._cells(c, channel_ids, value_usd, countries)
+            for o, c in self.support_events.items()
+            if o in self.boosters
         ]
         return np.minimum.reduce(counts)
 

@@ -65,6 +65,11 @@ Output columns (stable order and types; nulls where a value does not apply)::
                                            in that cell: an uncertain estimate
     recommended_support            int64   the same for the recommended channel
     recommended_uncertain          bool    the recommendation rests on an uncertain estimate
+    catalog_version                string  the catalog the row was priced on (as /score's
+                                           ``catalog.version``; docs/catalog.md)
+    sources                        string  JSON {outcome: "model" | "prior"}: whether each
+                                           probability came from a trained head or the prior
+                                           (as /score's ``sources``; docs/history.md)
     reasons, actions               string  only with ``explain``: JSON lists shaped like
                                            /score's ``reasons`` and ``actions``
 
@@ -307,6 +312,8 @@ def score_open(
             "constraints": constraints.model_dump_json() if constraints else "",
             "chunk_rows": str(chunk_rows),
             "usd_rates_as_of": load_catalog().rates_as_of,  # the dated rates every USD uses
+            "catalog_version": load_catalog().version,
+            "catalog_source": load_catalog().source,
         }
         total, frames = stack.enter_context(read_source(src, chunk_rows, mapping is not None))
         bar = Progress(progress, total, console)

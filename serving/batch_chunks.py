@@ -84,6 +84,10 @@ OUTPUT_SCHEMA = pa.schema(
         ("uncertain", pa.bool_()),
         ("recommended_support", pa.int64()),
         ("recommended_uncertain", pa.bool_()),
+        # Added with seller catalogs (issue 15): the catalog version every row was priced on.
+        ("catalog_version", pa.string()),
+        # Heads where the labels allow (issue 15): JSON {outcome: "model" | "prior"}.
+        ("sources", pa.string()),
     ]
 )
 OUTPUT_COLUMNS: tuple[str, ...] = tuple(OUTPUT_SCHEMA.names)
@@ -170,6 +174,7 @@ class ChunkScorer:
         self.notes = RowNotes(model, self.catalog)
         self.support_min = get_settings().support_min
         self.support_min_events = get_settings().support_min_events
+        self.sources = json.dumps(model.sources)
 
     def __call__(self, chunk: Chunk) -> ChunkResult:
         df = chunk.frame
@@ -180,6 +185,8 @@ class ChunkScorer:
         )
         out = _empty_output(n, self.schema)
         out["row"] = rows
+        out["catalog_version"] = np.full(n, self.catalog.version, dtype=object)
+        out["sources"] = np.full(n, self.sources, dtype=object)
         for name in (SHIPMENT_ID, CHANNEL, "order_id", "destination_country"):
             out[name] = _cell_text(df, name, n)
 

@@ -28,7 +28,7 @@ import numpy as np
 from shiprisk.data.outcomes import EVENTS
 from shiprisk.features.definitions import CHANNEL_ATTRIBUTE_FEATURES
 from shiprisk.features.masking import is_absent
-from shiprisk.models.risk_model import OUTCOMES, RiskModel
+from shiprisk.models.risk_model import RiskModel
 
 Ctx = Mapping[str, Any]
 
@@ -214,7 +214,7 @@ def factor_contributions(model: RiskModel, x: np.ndarray) -> dict[str, np.ndarra
     for i, cols in enumerate(columns, start=1):
         rows[i, cols] = reference[cols]
     out = {}
-    for outcome in OUTCOMES:
+    for outcome in model.outcomes:  # an outcome scored from a prior has no factors
         raw = model.raw_scores(rows, outcome)
         out[outcome] = raw[0] - raw[1:]
     return out

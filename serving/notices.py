@@ -29,9 +29,15 @@ def shipment_warnings(
                 "channel attributes and never recommended"
             )
         elif not featurizer.is_known("channel_id", cid):
-            out.append(f"channel_id {cid} did not occur in the training data")
+            out.append(
+                f"channel_id {cid} did not occur in the training data: scored from its catalog "
+                "attributes (type, tracking, liability, transit) until a model has seen it"
+            )
     if country in catalog.country_index and not featurizer.is_known("destination_country", country):
-        out.append(f"destination_country {country} did not occur in the training data")
+        out.append(
+            f"destination_country {country} did not occur in the training data: scored from "
+            "its catalog attributes (zone, tiers, COD share)"
+        )
     return out
 
 

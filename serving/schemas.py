@@ -327,6 +327,19 @@ class ModelRef(BaseModel):
     digest: str = Field(description="Content digest of the model files (first 16 hex digits).")
 
 
+class CatalogRef(BaseModel):
+    """The catalog (channels, prices, destinations) an answer was priced and decided on."""
+
+    version: str = Field(
+        description="The catalog's declared version, else 'sha256:' + a content hash of its "
+        "files (docs/catalog.md): a price change gives a new version, no retraining."
+    )
+    source: Literal["bundled", "seller"] = Field(
+        description="'bundled' (the package's catalog) or 'seller' (SHIPRISK_CATALOG_DIR)."
+    )
+    origin: str = Field(description="ISO country the catalog's channels ship from.")
+
+
 class ScoreResponse(BaseModel):
     """The answer for one shipment (docs/policy.md explains every figure)."""
 
@@ -352,6 +365,15 @@ class ScoreResponse(BaseModel):
         "recommendation); empty when none."
     )
     model: ModelRef = Field(description="The model that produced the answer.")
+    catalog: CatalogRef | None = Field(
+        default=None, description="The catalog the answer was priced and decided on."
+    )
+    sources: dict[str, Literal["model", "prior"]] = Field(
+        default={},
+        description="Per outcome (e.g. 'loss', 'reject'): 'model' = the seller's trained model "
+        "head; 'prior' = the documented prior (the history had too few such events to train "
+        "a head; docs/history.md).",
+    )
     verdict: Literal["ship", "do_not_ship_as_is", "no_channel"] | None = Field(
         default=None,
         description="ship; do_not_ship_as_is = every option loses money (see alternatives); "

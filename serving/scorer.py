@@ -38,6 +38,7 @@ from shiprisk.serving.notices import (
 from shiprisk.serving.schemas import (
     Action,
     Alternative,
+    CatalogRef,
     ChannelScore,
     ModelRef,
     Reason,
@@ -300,6 +301,8 @@ class Scorer:
             actions=[Action(**a) for a in actions],
             warnings=warnings,
             model=self.ref,
+            catalog=self.catalog_ref,
+            sources=self.model.sources,
             verdict=verdict(_num(decision.best_utility[i])),
         )
 
@@ -320,6 +323,12 @@ class Scorer:
             self.support_min,
             self.support_min_events,
         )
+
+    @property
+    def catalog_ref(self) -> CatalogRef:
+        """The catalog every answer names (version, bundled or the seller's, origin)."""
+        c = self.catalog
+        return CatalogRef(version=c.version, source=c.source, origin=c.origin)
 
     def _channel(self, channel_id: str) -> Any:
         index = self.catalog.channel_index.get(channel_id)
@@ -350,6 +359,8 @@ class Scorer:
             actions=[],
             warnings=[*warnings, no_recommendation_warning(reason)],
             model=self.ref,
+            catalog=self.catalog_ref,
+            sources=self.model.sources,
         )
 
 

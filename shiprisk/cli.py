@@ -30,6 +30,34 @@ MAPPING_HELP = (
     "column/value mapping of your export onto the contract (YAML; format: docs/history.md)"
 )
 COSTS_HELP = "seller cost overrides (YAML; format and example: examples/costs.yaml)"
+CatalogOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--catalog",
+        file_okay=False,
+        help="your own catalog directory: channels, prices, destinations (format: "
+        "docs/catalog.md; example: examples/catalog) [default: the bundled catalog; env "
+        "SHIPRISK_CATALOG_DIR]",
+    ),
+]
+
+
+def _use_catalog(directory: Path | None) -> None:
+    """--catalog wins over SHIPRISK_CATALOG_DIR. The catalog is checked now (a problem is one
+    line naming file, row, field and reason; exit 2) and reaches the server's workers and
+    batch processes through the environment."""
+    import os
+
+    from shiprisk.data.catalogs import CatalogError, load_catalog
+    from shiprisk.settings import get_settings
+
+    if directory is not None:
+        os.environ["SHIPRISK_CATALOG_DIR"] = str(directory.resolve())
+        get_settings.cache_clear()
+    try:
+        load_catalog()
+    except CatalogError as exc:
+        _one_line_error("cannot use the catalog", exc)
 
 
 def _default(name: str, text: str | None = None) -> str:
@@ -102,6 +130,7 @@ def data_validate(
             min=0, max=1, help=f"invalid-row share train refuses above {_default('max_drop_share')}"
         ),
     ] = None,
+    catalog: CatalogOption = None,
 ) -> None:
     """Check a history export and say what `train` will do with it (exit 1: it would refuse).
 
@@ -113,6 +142,7 @@ def data_validate(
     from shiprisk.training.config import load_config
     from shiprisk.training.readiness import assess, print_readiness
 
+    _use_catalog(catalog)
     try:
         result = load_history(file, mapping=mapping, maturity_days=maturity_days)
         train_config = load_config(config)
@@ -191,6 +221,7 @@ def train_cmd(
             help=f"refuse above this share of invalid rows {_default('max_drop_share')}",
         ),
     ] = None,
+    catalog: CatalogOption = None,
 ) -> None:
     """Train the risk model and a logistic baseline, log both to MLflow, and register the
     model as 'challenger' (`shiprisk promote` decides whether it serves).
@@ -200,6 +231,7 @@ def train_cmd(
     from shiprisk.data.mapping import HistoryFileError
     from shiprisk.training.train import TrainingDataError, train
 
+    _use_catalog(catalog)
     path = data or _ensure_dataset(rows, seed)
     try:
         train(  # prints what it left out, its progress and a summary
@@ -262,8 +294,10 @@ def serve_cmd(
     alias: Annotated[
         str, typer.Option(help="registry alias to serve ('champion' or 'challenger')")
     ] = "champion",
+    catalog: CatalogOption = None,
 ) -> None:
     """Serve the champion model over HTTP (POST /score, /score_batch; docs at /docs)."""
+    _use_catalog(catalog)
     _serve(host, port, workers, alias)
 
 
@@ -275,6 +309,7 @@ def run_cmd(
     ] = None,
     host: Annotated[str | None, typer.Option(help=f"bind address {_default('host')}")] = None,
     port: Annotated[int | None, typer.Option(help=f"port {_default('port')}")] = None,
+    catalog: CatalogOption = None,
 ) -> None:
     """The main job: simulate a history and train a champion if there is none, then serve.
 
@@ -285,6 +320,7 @@ def run_cmd(
     from shiprisk.training.promote import promote
     from shiprisk.training.train import train
 
+    _use_catalog(catalog)
     settings = get_settings()
     _check_port_free(host or settings.host, port or settings.port)  # before minutes of work
     registry.configure()
@@ -457,6 +493,7 @@ def score_open_cmd(
     allow_empty: Annotated[
         bool, typer.Option(help="an input without rows writes an empty output (else exit 1)")
     ] = False,
+    catalog: CatalogOption = None,
 ) -> None:
     """Score a file or table of open shipments: risk on the chosen channel, insurance, and a
     better channel, one output row per input row, with the warnings /score gives.
@@ -468,6 +505,8 @@ def score_open_cmd(
     import time
 
     from shiprisk.serving.batch import SqlTable, champion_model_dir, load_costs, score_open
+
+    _use_catalog(catalog)
 
     def endpoint(path: Path | None, url: str | None, table: str | None, what: str):
         if (path is None) == (url is None):

@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     )
     api_key: SecretStr | None = Field(default=None, description="require this key if set")
     api_key_file: Path | None = Field(default=None, description="file holding the API key")
+    catalog_dir: Path | None = Field(
+        default=None,
+        description="a seller's own catalog directory (channels.json, destinations.csv, "
+        "optional currencies.csv; format: docs/catalog.md); unset = the bundled catalog",
+    )
 
     @property
     def data_dir(self) -> Path:

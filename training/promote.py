@@ -3,11 +3,12 @@
 The challenger replaces the champion only if, on the challenger's frozen evaluation set (the
 one of its data source and mapping, ``data_key``; see ``training.train.fix_frozen_eval``), its
 log loss is at most ``max_log_loss_ratio`` x the champion's for every outcome. The first
-champion must at least beat the constant base-rate prediction. A challenger that needs a
-feature this code does not compute is refused here, with the missing features named; a
-champion in that state cannot be served any more, so the challenger is then held to the
-base-rate prior instead. Every decision is written to
-the version's tags (``gate``, ``gate_reason``) and printed.
+champion must at least beat the constant base-rate prediction. The gate applies per trained
+head: an outcome the challenger scores from a prior (training/heads.py) is not gated. A
+challenger that needs a feature this code does not compute is refused here, with the
+missing features named; a champion in that state cannot be served any more, so the
+challenger is then held to the base-rate prior instead. Every decision is written to the
+version's tags (``gate``, ``gate_reason``) and printed.
 """
 
 from __future__ import annotations
@@ -143,6 +144,12 @@ def decide(max_ratio: float | None = None) -> PromotionDecision:
         decision.log_loss["reference"] = reference
     ok = True
     for outcome in OUTCOMES:
+        if outcome not in chal_model.outcomes:  # the gate applies per trained head
+            decision.reasons.append(
+                f"{outcome}: not gated: the challenger has no head for it (too few events); "
+                "it is scored from the prior"
+            )
+            continue
         limit = reference[outcome] * ratio
         passed = chal[outcome] <= limit if champ_model else chal[outcome] < limit
         ok &= passed

@@ -103,6 +103,9 @@ def assess(
             f"most: {cause[0] if cause else 'see the problems'}"
         )
     out.events = events_by_slice(frame, config)
+    # Heads where the labels allow (training/heads.py): an outcome with too few events is
+    # scored from its prior, as long as another outcome trains a head.
+    short: list[str] = []
     for outcome in OUTCOMES:
         label = OUTCOME_LABEL[outcome]
         events = int(out.events.loc["all", label])
@@ -112,16 +115,22 @@ def assess(
                 if events == 0
                 else ""
             )
-            out.refusals.append(
-                f"only {events} '{label}' outcomes; at least {MIN_EVENTS} needed{hint}"
-            )
+            short.append(f"only {events} '{label}' outcomes; at least {MIN_EVENTS} needed{hint}")
         elif len(frame) >= MIN_ROWS and int(out.events.loc["train", label]) < MIN_EVENTS:
-            out.refusals.append(
+            short.append(
                 f"only {int(out.events.loc['train', label])} '{label}' outcomes in the "
                 f"training slice; at least {MIN_EVENTS} needed"
             )
         elif "test" in out.events.index and int(out.events.loc["test", label]) == 0:
             out.warnings.append(f"no '{label}' outcome in the test slice: its metrics are void")
+    if len(short) == len(OUTCOMES):
+        out.refusals += short
+    else:
+        out.warnings += [
+            f"{line}: that outcome gets no head and is scored from its prior "
+            "(docs/history.md, 'Heads where the labels allow')"
+            for line in short
+        ]
 
     out.missing = [f for f in HISTORY_FIELDS if f not in loaded.columns and not SPECS[f].core]
     if len(frame):

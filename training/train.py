@@ -72,20 +72,25 @@ def time_split(frame: pd.DataFrame, config: TrainConfig) -> Splits:
     )
 
 
-def check_training_data(frame: pd.DataFrame) -> None:
-    """Fail early, with a clear message, on data that cannot train anything."""
+def check_training_data(frame: pd.DataFrame) -> list[str]:
+    """Fail early, with a clear message, on data that cannot train anything; return the
+    outcomes it can train a head for (the others are scored from a prior)."""
+    from shiprisk.training.heads import trainable_heads
     from shiprisk.training.readiness import MIN_EVENTS, MIN_ROWS
 
     if len(frame) < MIN_ROWS:
         raise TrainingDataError(
             f"only {len(frame)} valid, mature rows; at least {MIN_ROWS} are needed"
         )
-    for outcome in OUTCOMES:
-        events = int((frame["outcome"] == OUTCOME_LABEL[outcome]).sum())
-        if events < MIN_EVENTS:
-            raise TrainingDataError(
-                f"only {events} '{OUTCOME_LABEL[outcome]}' outcomes; at least {MIN_EVENTS} needed"
-            )
+    heads, _ = trainable_heads(frame, MIN_EVENTS)
+    if not heads:
+        counts = ", ".join(
+            f"only {int((frame['outcome'] == OUTCOME_LABEL[o]).sum())} '{OUTCOME_LABEL[o]}' "
+            "outcomes"
+            for o in OUTCOMES
+        )
+        raise TrainingDataError(f"{counts}; at least {MIN_EVENTS} of one are needed")
+    return heads
 
 
 def _counts(loaded: Any) -> dict[str, int]:
@@ -122,7 +127,7 @@ def fit_baseline(
     X, X_val = featurizer.transform(train), featurizer.transform(splits.calibration)
     X_test = featurizer.transform(splits.test)
     preds = {}
-    for outcome in OUTCOMES:
+    for outcome in model.outcomes:  # an outcome without a head: the prior, as the model's
         label = OUTCOME_LABEL[outcome]
         baseline = LogisticBaseline(Cs=tuple(config.baseline.Cs)).fit(
             X,
@@ -169,7 +174,8 @@ def train(
         raise TrainingDataError("; ".join(readiness.refusals))
     frame = _blind(loaded.train, drop_features)
     splits = time_split(frame, config)
-    check_training_data(splits.train)
+    heads = check_training_data(splits.train)
+    _check_priors(heads)
     priors = {o: float((splits.train["outcome"] == OUTCOME_LABEL[o]).mean()) for o in OUTCOMES}
 
     registry.configure(tracking_uri)
@@ -185,14 +191,17 @@ def train(
                 *_masked(splits, config),
                 config.lightgbm,
                 early_stopping_share=config.early_stopping_share,
+                heads=heads,
             )
+            model.priors = _outcome_priors(model)
+            _log_sources(model)
         with steps.step("evaluating on the test slice"):
             X_test = model.featurizer.transform(splits.test)
             probs = model.predict_matrix(X_test)
             results = {"model": evaluate_frame(splits.test, probs, priors=priors)}
         if with_baseline:
             with steps.step("fitting and evaluating the logistic baseline"):
-                baseline = fit_baseline(model, splits, config)
+                baseline = {**probs, **fit_baseline(model, splits, config)}
                 results["baseline"] = evaluate_frame(splits.test, baseline, priors=priors)
         with steps.step("logging metrics, plots and quality tables to MLflow"):
             _log_metrics(results, model)
@@ -206,7 +215,12 @@ def train(
             if register:
                 mv = registry.register(
                     info.model_uri,
-                    tags={"run_id": run.info.run_id, "gate": "pending", DATA_KEY_TAG: loaded.key},
+                    tags={
+                        "run_id": run.info.run_id,
+                        "gate": "pending",
+                        DATA_KEY_TAG: loaded.key,
+                        **{f"source.{o}": s for o, s in model.sources.items()},
+                    },
                 )
                 registry.set_alias(CHALLENGER, mv.version)
                 fixed = frozen_eval_uri(loaded.key)
@@ -230,7 +244,44 @@ def train(
             console.print(line, highlight=False, soft_wrap=True)
         if frozen_line:
             console.print(frozen_line, highlight=False, soft_wrap=True)
+        for outcome, source in model.sources.items():
+            if source != "model":
+                console.print(
+                    f"{outcome}: no head (fewer than the events a head needs in the training "
+                    f"slice): p_{outcome} comes from the prior (docs/history.md)",
+                    highlight=False,
+                    soft_wrap=True,
+                )
     return TrainResult(run.info.run_id, version, results, sizes, name)
+
+
+def _outcome_priors(model: RiskModel) -> dict:
+    """Priors for the outcomes without a head (training/heads.py)."""
+    from shiprisk.training.heads import build_priors
+
+    missing = [o for o in OUTCOMES if o not in model.outcomes]
+    return build_priors(missing, model.featurizer, load_catalog()) if missing else {}
+
+
+def _check_priors(heads: list[str]) -> None:
+    """Refuse, before any run starts, an outcome with neither a head nor a prior."""
+    from shiprisk.training.heads import world_rates
+
+    missing = [o for o in OUTCOMES if o not in heads]
+    if missing and any(o not in world_rates() for o in missing):
+        lacking = [OUTCOME_LABEL[o] for o in missing if o not in world_rates()]
+        raise TrainingDataError(
+            f"too few {', '.join(repr(x) for x in lacking)} outcomes to train a head, and no "
+            "prior for them"
+        )
+
+
+def _log_sources(model: RiskModel) -> None:
+    """Per outcome, where its probability comes from (``source.<outcome>``: model or prior),
+    as a parameter and a run tag."""
+    for outcome, source in model.sources.items():
+        mlflow.log_param(f"source.{outcome}", source)
+        mlflow.set_tag(f"source.{outcome}", source)
 
 
 def run_name(data: Path | pd.DataFrame, rows: int) -> str:
@@ -296,7 +347,10 @@ def _log_params(
     params["train_from"] = str(splits.train["created_at"].min())
     params["test_from"] = str(splits.test["created_at"].min())
     params["test_to"] = str(splits.test["created_at"].max())
-    params["usd_rates_as_of"] = load_catalog().rates_as_of  # values in USD at these rates
+    catalog = load_catalog()
+    params["usd_rates_as_of"] = catalog.rates_as_of  # values in USD at these rates
+    params["catalog_version"] = catalog.version  # channels/destinations the features snapshot
+    params["catalog_source"] = f"{catalog.source} (origin {catalog.origin})"
     mlflow.log_params(params)
     mlflow.log_artifact(str(config_path(config_file)), artifact_path="config")
 
@@ -321,7 +375,7 @@ def _log_plots(model: RiskModel, test: pd.DataFrame, probs: dict[str, np.ndarray
     )
 
     labels, truth = outcome_labels(test), outcome_truth(test)
-    for outcome in OUTCOMES:
+    for outcome in model.outcomes:  # a prior has no importance to plot
         p_true = None if truth is None else truth[outcome]
         fig = calibration_figure(
             labels[outcome], probs[outcome], label=f"p_{outcome}", p_true=p_true

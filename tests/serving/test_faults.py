@@ -178,7 +178,7 @@ def _garbage_csv(path: Path) -> Path:
     [
         ("empty", "only 0 valid, mature rows"),
         ("tiny", "at least 1000 are needed"),
-        ("no-losses", "only 0 'lost' outcomes"),
+        ("no-events", "only 0 'lost' outcomes, only 0 'rejected' outcomes"),
         ("garbage-file", "only 0 valid, mature rows"),
     ],
 )
@@ -188,7 +188,8 @@ def test_bad_training_data_is_refused_and_registers_nothing(
     data = {
         "empty": lambda: sim_frame.head(0),
         "tiny": lambda: sim_frame.head(300),
-        "no-losses": lambda: sim_frame[sim_frame["outcome"] != "lost"].head(5_000),
+        # One outcome alone trains (the other from its prior); neither is refused.
+        "no-events": lambda: sim_frame[sim_frame["outcome"] == "delivered"].head(5_000),
         "garbage-file": lambda: _garbage_csv(tmp_path / "garbage.csv"),
     }[case]()
     before = _versions()
