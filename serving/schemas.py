@@ -250,9 +250,9 @@ Recommendation = create_model(
     saving_vs_cheapest_usd=(
         Money | None,
         _money(
-            "Expected cost of the cheapest channel minus the recommendation's (0 or more; "
-            "negative when the seller's constraints rule the cheaper choice out); null if "
-            "there is no cheapest channel. In"
+            "Expected cost of the cheapest channel minus the recommendation's (negative "
+            "when the recommendation buys safety the seller's risk tolerance asks for, or the "
+            "constraints rule the cheaper choice out); null if there is no cheapest channel. In"
         ),
     ),
     expected_profit_usd=(

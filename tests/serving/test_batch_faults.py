@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 from shiprisk.cli import app
 from shiprisk.data.contract import OPEN_FIELDS
 from shiprisk.serving.batch import score_open
+from shiprisk.serving.batch_chunks import OUTPUT_SCHEMA
 from shiprisk.serving.batch_read import BatchError, SqlTable
 
 ROWS = 300
@@ -279,6 +280,9 @@ def test_killed_run_takes_its_workers_and_the_next_run_cleans_up(frame, model_di
 PAYLOADS = ['=HYPERLINK("http://evil.example","click")', "=cmd|' /C calc'!A0", "+1+1", "@SUM(1)"]
 
 
+NUMBER_COLUMNS = {f.name for f in OUTPUT_SCHEMA if pa.types.is_floating(f.type)}
+
+
 def test_csv_output_neutralises_formulas_and_parquet_keeps_exact_values(frame, model_dir, tmp_path):
     df = frame.head(10).copy()
     df.loc[0:3, "shipment_id"] = PAYLOADS
@@ -295,6 +299,9 @@ def test_csv_output_neutralises_formulas_and_parquet_keeps_exact_values(frame, m
     assert rows[4]["channel_id"] == "'-2+3"
     for r in rows:
         for name, cell in r.items():
+            if name in NUMBER_COLUMNS and cell:  # a negative amount is a number, not a formula
+                float(cell)
+                continue
             assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (name, cell)
     exact = pd.read_parquet(tmp_path / "scores.parquet")
     assert exact["shipment_id"].tolist()[:4] == PAYLOADS
