@@ -25,6 +25,7 @@ ORDER = (
     "model_quality",
     "decisions",
     "decisions_cost_model",
+    "optional_fields",
     "inprocess",
     "latency",
     "batch",

@@ -352,23 +352,27 @@ class Catalog:
         """
         col = self.channel_column
         longest, girth = longest_and_girth(dims_cm)
+        goods = np.asarray(goods_code)
         return {
             "weight": np.asarray(weight_kg, dtype=float)[:, None] > col("max_weight_kg"),
             "length": longest[:, None] > col("max_length_cm"),
             "girth": girth[:, None] > col("max_girth_cm"),
             "value": np.asarray(value_usd, dtype=float)[:, None] > col("max_value_usd"),
             "destination": ~self._serves[np.asarray(country_code)],
-            "goods": self._refuses[np.asarray(goods_code)],
+            # goods code -1: goods unknown (absent), so no goods rule can refuse
+            "goods": self._refuses[goods] & (goods >= 0)[:, None],
             "cod": np.asarray(is_cod, dtype=bool)[:, None] & ~col("cod").astype(bool),
         }
 
     def chargeable_kg(self, weight_kg: np.ndarray, dims_cm: tuple) -> np.ndarray:
-        """(n, C) billed weight: max(actual, volumetric) where the channel bills volume."""
+        """(n, C) billed weight: max(actual, volumetric) where the channel bills volume,
+        never below the channel's minimum chargeable weight (what an absent weight bills)."""
         w = np.asarray(weight_kg, dtype=float)[:, None]
         volume = np.asarray(dims_cm[0]) * np.asarray(dims_cm[1]) * np.asarray(dims_cm[2])
         bills_volume, divisor = self._volumetric
         vol_kg = np.where(bills_volume, volume[:, None] / divisor, 0.0)
-        return np.maximum(np.maximum(w, vol_kg), self.channel_column("min_chargeable_kg"))
+        # fmax skips NaN: an absent weight or size bills the rest, at least the minimum.
+        return np.fmax(np.fmax(w, vol_kg), self.channel_column("min_chargeable_kg"))
 
     @cached_property
     def tracking_codes(self) -> np.ndarray:

@@ -64,28 +64,10 @@ PACKAGING_TYPES = ("envelope", "poly_mailer", "box", "reinforced_box")
 ADDRESS_QUALITIES = ("verified", "unverified", "corrected")
 from shiprisk.data.outcomes import LABELS as OUTCOMES  # noqa: E402 - one home for the names
 
-CURRENCIES = (
-    "USD",
-    "EUR",
-    "GBP",
-    "CNY",
-    "HKD",
-    "JPY",
-    "AUD",
-    "CAD",
-    "CHF",
-    "BRL",
-    "MXN",
-    "INR",
-    "AED",
-    "SAR",
-    "SGD",
-    "MYR",
-    "THB",
-    "KRW",
-    "CLP",
-    "PLN",
-)
+CURRENCIES: tuple[str, ...] = (
+    "USD", "EUR", "GBP", "CNY", "HKD", "JPY", "AUD", "CAD", "CHF", "BRL",
+    "MXN", "INR", "AED", "SAR", "SGD", "MYR", "THB", "KRW", "CLP", "PLN",
+)  # fmt: skip
 """Currencies the contract accepts; ``catalogs/currencies.csv`` holds a rate for each."""
 
 COUNTRY_PATTERN = r"^[A-Z]{2}$"
@@ -112,6 +94,7 @@ class FieldSpec:
     pattern: str | None = None
     max_length: int | None = None
     example: Any = None
+    core: bool = False  # else optional: may be absent (unknown, never made up)
 
 
 FIELDS: tuple[FieldSpec, ...] = (
@@ -122,12 +105,14 @@ FIELDS: tuple[FieldSpec, ...] = (
         pattern=ID_PATTERN,
         max_length=64,
         example="SO-100234",
+        core=True,
     ),
     FieldSpec(
         "created_at",
         "datetime",
         "When the shipment was created (timezone-aware; naive values in files are read as UTC).",
         example="2025-11-03T09:30:00Z",
+        core=True,
     ),
     FieldSpec(
         "marketplace", "enum", "Sales channel of the order.", values=MARKETPLACES, example="amazon"
@@ -188,9 +173,15 @@ FIELDS: tuple[FieldSpec, ...] = (
         gt=0,
         le=1_000_000,
         example=120.0,
+        core=True,
     ),
     FieldSpec(
-        "currency", "enum", "ISO 4217 code of `declared_value`.", values=CURRENCIES, example="USD"
+        "currency",
+        "enum",
+        "ISO 4217 code of `declared_value`.",
+        values=CURRENCIES,
+        example="USD",
+        core=True,
     ),
     FieldSpec("weight_kg", "float", "Actual gross weight.", unit="kg", gt=0, le=500, example=0.8),
     FieldSpec(
@@ -213,6 +204,7 @@ FIELDS: tuple[FieldSpec, ...] = (
         pattern=COUNTRY_PATTERN,
         max_length=2,
         example="US",
+        core=True,
     ),
     FieldSpec(
         "remote_area", "bool", "Destination postcode is a carrier remote area.", example=False
@@ -233,6 +225,7 @@ CHANNEL_FIELD = FieldSpec(
     pattern=CHANNEL_PATTERN,
     max_length=40,
     example="epacket",
+    core=True,
 )
 SHIPMENT_ID_FIELD = FieldSpec(
     "shipment_id",
@@ -241,12 +234,18 @@ SHIPMENT_ID_FIELD = FieldSpec(
     pattern=ID_PATTERN,
     max_length=64,
     example="SH-000001",
+    core=True,
 )
 OUTCOME_FIELD = FieldSpec(
-    "outcome", "enum", "What happened to the parcel.", values=OUTCOMES, example="delivered"
+    "outcome",
+    "enum",
+    "What happened to the parcel.",
+    values=OUTCOMES,
+    example="delivered",
+    core=True,
 )
 OUTCOME_DATE_FIELD = FieldSpec(
-    "outcome_date", "date", "When the outcome became known.", example="2025-11-20"
+    "outcome_date", "date", "When the outcome became known.", example="2025-11-20", core=True
 )
 
 SPECS: dict[str, FieldSpec] = {
@@ -262,6 +261,9 @@ SCHEMA_FIELDS: dict[str, tuple[str, ...]] = {
     "history": HISTORY_FIELDS,
 }
 """Columns of each schema, in order (the request's candidate list is API-only)."""
+# Core: in every row and request (docs/history.md says why); the rest may be absent.
+CORE_FIELDS: tuple[str, ...] = tuple(name for name, spec in SPECS.items() if spec.core)
+OPTIONAL_FIELDS: tuple[str, ...] = tuple(f for f in SHIPMENT_FIELDS if not SPECS[f].core)
 
 
 # -- cross-field rules: written once over array-likes, used by pydantic and by DataFrames --
@@ -334,6 +336,14 @@ _NOT_A_BOOL = BeforeValidator(_not_a_bool)
 Number = Annotated[float, _NOT_A_BOOL]
 """A float field that refuses booleans (every number of the API: contract, costs, quotes)."""
 Count = Annotated[int, _NOT_A_BOOL]
+Flag = Annotated[bool, BeforeValidator(lambda v: _not_a_number(v))]
+"""A true/false field that refuses numbers (JSON 0/1 is not a boolean: the document says so)."""
+
+
+def _not_a_number(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("must be true or false, not a number")
+    return value
 
 
 def _pydantic_field(spec: FieldSpec, *, required: bool = True) -> tuple[Any, Any]:
@@ -342,7 +352,7 @@ def _pydantic_field(spec: FieldSpec, *, required: bool = True) -> tuple[Any, Any
         "str": str,
         "int": Count,
         "float": Number,
-        "bool": bool,
+        "bool": Flag,
         "datetime": datetime,
         "date": date,
     }.get(spec.kind)
@@ -365,7 +375,7 @@ def _pydantic_field(spec: FieldSpec, *, required: bool = True) -> tuple[Any, Any
         bounds["allow_inf_nan"] = False
     if not required:
         # Bounds inside the optional type, so the JSON schema shows them as bounds.
-        base = {"int": int, "float": float}.get(spec.kind, annotation)
+        base = {"int": int, "float": float, "bool": bool}.get(spec.kind, annotation)
         return optional(base, **bounds), Field(default=None, **kwargs)
     return annotation, Field(**kwargs, **bounds)
 
@@ -377,11 +387,26 @@ def optional(base: Any, **bounds: Any) -> Any:
     pydantic would write them as unknown JSON-schema keys instead of minimum/maximum."""
     if base in (int, float):
         return Annotated[base, Field(**bounds), _NOT_A_BOOL] | None
+    if base is bool:
+        return Annotated[bool, BeforeValidator(_not_a_number)] | None
     return Annotated[base, Field(**bounds)] | None
 
 
 def _annotations(names: tuple[str, ...]) -> dict[str, Any]:
-    return {n: _pydantic_field(SPECS[n]) for n in names}
+    return {n: _pydantic_field(SPECS[n], required=SPECS[n].core) for n in names}
+
+
+class _Unknown(Exception):
+    """A cross-field rule read a field the row leaves out: the rule does not apply."""
+
+
+class _Known(dict):  # type: ignore[type-arg]
+    """Row view for a rule: reading an absent (None) field stops the rule."""
+
+    def __getitem__(self, key: str) -> Any:
+        if (value := super().__getitem__(key)) is None:
+            raise _Unknown(key)
+        return value
 
 
 class _ContractModel(BaseModel):
@@ -397,9 +422,13 @@ class _ContractModel(BaseModel):
     @model_validator(mode="after")
     def _cross_field(self) -> _ContractModel:
         schema = "history" if "outcome" in type(self).model_fields else "request"
-        row = self.__dict__
+        row = _Known(self.__dict__)
         for field, reason, predicate in rules_for(schema):
-            if not bool(predicate(row)):
+            try:
+                holds = bool(predicate(row))
+            except _Unknown:  # a rule speaks only about rows that carry its inputs
+                continue
+            if not holds:
                 raise ValueError(f"{field}: {reason}")
         return self
 

@@ -29,6 +29,7 @@ from rich.table import Table
 from shiprisk.data.atomic import write_atomic
 from shiprisk.data.coercion import DATE_WITH_TIME, NOT_DATE, NOT_DATETIME, blank_mask
 from shiprisk.data.contract import OUTCOME_DATE_FIELD, OUTCOME_FIELD, SCHEMA_FIELDS, SPECS
+from shiprisk.data.extras import ATTR as EXTRAS_ATTR
 from shiprisk.data.mapping import (
     EXCLUDE,
     FileOptions,
@@ -244,7 +245,7 @@ def load_history(
         df, excluded = mapped.frame, mapped.excluded
         timezone = mapping.timezone
 
-    absent = [name for name in HISTORY_FIELDS if name not in df.columns]
+    absent = [name for name in HISTORY_FIELDS if name not in df.columns and SPECS[name].core]
     if absent:
         hint = (
             " (no contract column at all: the export needs a mapping file, see "
@@ -271,6 +272,8 @@ def load_history(
     invalid[errors["row"].to_numpy() - 1] = True
 
     valid = result.valid  # outcome present: open rows always fail validation as history
+    if mapping is not None and mapping.extras:
+        errors, valid = _extras(df, mapping, kept, errors, valid, invalid)
     created = valid["created_at"]
     cutoff = as_of - timedelta(days=maturity_days)
     outcome_day = valid[OUTCOME_DATE_FIELD.name]
@@ -281,6 +284,8 @@ def load_history(
     extras = [c for c in df.columns if c not in HISTORY_FIELDS]
     if extras:
         train = pd.concat([train, df.loc[train.index, extras]], axis=1)
+    if mapping is not None and mapping.extras:  # what the pipeline makes features of
+        train.attrs[EXTRAS_ATTR] = {n: e.describe() for n, e in mapping.extras.items()}
     errors = _with_hints(errors.reset_index(drop=True), mapping)
     return HistoryLoad(
         train=train,
@@ -299,6 +304,37 @@ def load_history(
         columns=tuple(c for c in HISTORY_FIELDS if c in df.columns),
         key=key,
     )
+
+
+def _extras(
+    df: pd.DataFrame,
+    mapping: Mapping,
+    kept: np.ndarray,
+    errors: pd.DataFrame,
+    valid: pd.DataFrame,
+    invalid: np.ndarray,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Declared extra columns typed in place (``extra.<name>``); a value that is not a number,
+    or not a declared category, is an error on its row (blank: unknown)."""
+    from shiprisk.data.extras import PREFIX, coerce
+
+    records = [errors]
+    for name, spec in mapping.extras.items():
+        column = PREFIX + name
+        if column not in df.columns:
+            continue
+        typed, bad, reason = coerce(df[column], spec.describe())
+        df[column] = typed
+        bad &= np.isin(np.arange(len(df)), kept)  # rows the mapping excluded are not checked
+        rows = np.flatnonzero(bad)
+        invalid[rows] = True
+        records.append(
+            pd.DataFrame({"row": rows + 1, "field": column, "reason": reason}).astype(
+                {"row": np.int64, "field": "str", "reason": "str"}
+            )
+        )
+    errors = pd.concat(records, ignore_index=True).sort_values("row", kind="stable")
+    return errors.reset_index(drop=True), valid[~invalid[valid.index]]
 
 
 def _with_hints(errors: pd.DataFrame, mapping: Mapping | None) -> pd.DataFrame:

@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shiprisk.data.contract import SPECS
+from shiprisk.data.extras import ExtraSpec, check_names, extra_columns
 
 EXCLUDE = "exclude"
 """A value-map target that leaves the row out (counted, never trained on)."""
@@ -135,6 +136,9 @@ class Mapping(BaseModel):
         default_factory=dict, description="field -> value for a column the export lacks"
     )
     timezone: str = Field(default="UTC", description="zone of naive timestamps")
+    extras: dict[str, ExtraSpec] = Field(
+        default_factory=dict, description="feature name -> extra column (data/extras.py)"
+    )
 
     @field_validator("columns", mode="before")
     @classmethod
@@ -208,6 +212,7 @@ class Mapping(BaseModel):
                 raise ValueError(f"derived.{name}: also read from a column; keep one of the two")
         for name, value in self.defaults.items():
             _check_target(name, value)
+        check_names(self.extras, set(SPECS))
         return self
 
 
@@ -292,6 +297,8 @@ def map_frame(df: pd.DataFrame, mapping: Mapping) -> MappedFrame:
     out = df.drop(columns=list(dict.fromkeys(present.values())))
     for target, column in present.items():
         out[target] = df[column]
+    for name, column in extra_columns(df, mapping.extras).items():
+        out[name] = column
     excluded = np.zeros(len(out), dtype=bool)
     result = MappedFrame(out, excluded)
     enums = [n for n in out.columns if n in SPECS and SPECS[n].kind == "enum"]

@@ -185,6 +185,7 @@ def validate_frame(
     errors = _Errors(rows, {name: i for i, name in enumerate(fields)})
     values: dict[str, Any] = {}
     absent: set[str] = set()
+    blank: dict[str, np.ndarray] = {}  # optional fields: blank cells are unknown, not errors
 
     for name in fields:
         spec = SPECS[name]
@@ -197,6 +198,8 @@ def validate_frame(
         col = split_column(df[name].reset_index(drop=True))
         if name in required:
             errors.add(name, col.blank, MISSING)
+        else:
+            blank[name] = col.blank
         if spec.kind in ("int", "float"):
             value, checks = number_kind(spec, col, n)
         elif spec.kind == "bool":
@@ -217,6 +220,8 @@ def validate_frame(
         inputs_ok = np.ones(n, dtype=bool)
         for name in row.read:  # a rule only speaks about rows whose inputs are valid
             inputs_ok &= errors.field_ok(name, n) & (name not in absent)
+            if name in blank:
+                inputs_ok &= ~blank[name]
         errors.add(field, inputs_ok & ~holds, reason)
 
     id_name = SHIPMENT_ID_FIELD.name
@@ -226,8 +231,12 @@ def validate_frame(
 
     invalid = errors.invalid_mask(n)
     valid_mask = ~invalid
-    valid = pd.DataFrame(
-        {name: _final(SPECS[name], values[name], valid_mask) for name in fields},
+    valid = pd.DataFrame(  # an absent optional column stays absent: nothing is made up
+        {
+            name: _final(SPECS[name], values[name], valid_mask, blank.get(name))
+            for name in fields
+            if name not in absent or name in required
+        },
         index=df.index[valid_mask],
     )
     return ValidationResult(
@@ -251,13 +260,17 @@ def _empty_column(spec: FieldSpec, n: int) -> Any:
     return pd.Series(pd.NA, index=range(n), dtype="str")
 
 
-def _final(spec: FieldSpec, value: Any, mask: np.ndarray) -> Any:
-    """The kept rows of one column in its contract dtype."""
+def _final(spec: FieldSpec, value: Any, mask: np.ndarray, blank: np.ndarray | None = None) -> Any:
+    """The kept rows of one column in its contract dtype; an optional whole-number or
+    true/false column with blank (unknown) cells becomes float64 with NaN there."""
     every = bool(mask.all())  # the common case: skip the (costly) filter
     if isinstance(value, pd.Series):  # text and timestamps: keep the extension dtype
         kept = value.array if every else value.array[mask]
         return kept.astype("str") if spec.kind in ("str", "enum") else kept
     kept = value if every else value[mask]
+    unknown = None if blank is None else (blank if every else blank[mask])
+    if unknown is not None and unknown.any() and spec.kind in ("int", "bool"):
+        return np.where(unknown, np.nan, kept.astype(np.float64))
     if spec.kind == "int":
         return kept.astype(np.int64)
     if spec.kind == "float":

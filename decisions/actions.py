@@ -18,6 +18,11 @@ TRACKED_CHANNEL_ABOVE_USD = 50.0
 """Above this declared value (USD) an untracked recommendation gets a 'use tracking' action."""
 
 
+def _yes(value: Any) -> bool:
+    """A true/false field that is known and true (absent: None or NaN, is not)."""
+    return value is not None and value == value and bool(value)
+
+
 @dataclass(frozen=True)
 class Facts:
     """What the rules look at: the shipment record plus destination and channel facts."""
@@ -44,39 +49,39 @@ RULES: tuple[Rule, ...] = (
         "verify_address",
         "Confirm the address with the buyer before shipping: it was not verified or had to "
         "be corrected, and address errors cause most failed deliveries.",
-        lambda f: f.record["address_quality"] in ("unverified", "corrected"),
+        lambda f: f.record.get("address_quality") in ("unverified", "corrected"),
     ),
     Rule(
         "use_box",
         "Ship in a box instead of an envelope or poly mailer: valuable or fragile goods in "
         "soft packaging are damaged and lost more often.",
         lambda f: (
-            f.record["packaging"] in SOFT_PACKAGING
-            and (f.record["goods_category"] in VALUABLE_GOODS or bool(f.record["fragile"]))
+            f.record.get("packaging") in SOFT_PACKAGING
+            and (f.record.get("goods_category") in VALUABLE_GOODS or _yes(f.record.get("fragile")))
         ),
     ),
     Rule(
         "remove_valuable_wording",
         "Remove words like 'gold', 'jewelry' or 'phone' from the outer label: they invite theft.",
-        lambda f: bool(f.record["valuable_wording"]),
+        lambda f: _yes(f.record.get("valuable_wording")),
     ),
     Rule(
         "switch_to_prepaid",
         "Ask for prepayment instead of cash on delivery: buyers in {country} often refuse "
         "COD parcels.",
-        lambda f: f.record["payment_method"] == "cod" and f.risk_tier >= 2,
+        lambda f: f.record.get("payment_method") == "cod" and f.risk_tier >= 2,
     ),
     Rule(
         "ship_ddp",
         "Ship DDP (pay the duties yourself): in {country} buyers often refuse parcels with "
         "duties to pay on delivery.",
-        lambda f: f.record["duties_terms"] == "DDU" and f.customs_tier >= 2,
+        lambda f: f.record.get("duties_terms") == "DDU" and f.customs_tier >= 2,
     ),
     Rule(
         "add_tax_id",
         "Add the recipient's tax id to the customs form: {country} customs return parcels "
         "without it.",
-        lambda f: f.requires_tax_id and not f.record["recipient_tax_id_present"],
+        lambda f: f.requires_tax_id and f.record.get("recipient_tax_id_present") in (False, 0),
     ),
     Rule(
         "use_tracked_channel",

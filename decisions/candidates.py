@@ -138,7 +138,9 @@ def build_candidates(
             value_usd=value,
         ),
         "price_usd": catalog.price_usd(weight, dims, zone),
-        "liability_usd": col("liability_usd") + col("liability_per_kg_usd") * weight[:, None],
+        # an absent weight: the flat liability only (the carrier's smallest payout)
+        "liability_usd": col("liability_usd")
+        + col("liability_per_kg_usd") * np.nan_to_num(weight, nan=0.0)[:, None],
         "transit_days_min": tmin + hold,
         "transit_days_max": tmax + hold,
     }
@@ -180,7 +182,7 @@ def build_candidates(
         price = np.where(np.isnan(quoted_price), price, quoted_price)
     excluded_dest = catalog.destination_column("insurance_excluded")[country] > 0
     uninsurable = _uninsurable_mask(costs.uninsurable_goods)
-    insurable_here = ~(excluded_dest | uninsurable[goods])[:, None]
+    insurable_here = ~(excluded_dest | (uninsurable[goods] & (goods >= 0)))[:, None]
     available = v["available"]
     max_cover = v["max_cover_usd"]
     # Premium on the declared value, capped at the cover limit, never below the minimum.
@@ -238,20 +240,29 @@ def _uninsurable_mask(goods: tuple[str, ...]) -> np.ndarray:
 
 def shipment_arrays(catalog: Catalog, shipments: Any) -> dict[str, Any]:
     """The keyword arrays :func:`build_candidates` needs, from contract-shaped records
-    (online) or the columns of a validated DataFrame (batch, evaluation): one arithmetic."""
+    (online) or the columns of a validated DataFrame (batch, evaluation): one arithmetic.
+
+    Absent optional fields stay unknown: weight and sides NaN (priced at the channel's
+    minimum chargeable weight, no weight or size check), goods -1 (no goods check), payment
+    not cash on delivery (no COD check)."""
     if hasattr(shipments, "columns"):
         import pandas as pd  # the batch path's DataFrames only
 
-        def column(name: str) -> Any:
+        def column(name: str) -> Any:  # an absent optional column: unknown (NaN)
+            if name not in shipments:
+                return np.full(len(shipments), np.nan)
             return shipments[name].to_numpy()
 
-        goods = pd.Categorical(shipments["goods_category"], categories=GOODS_CATEGORIES).codes
+        goods = pd.Categorical(column("goods_category"), categories=GOODS_CATEGORIES).codes
     else:
 
         def column(name: str) -> Any:
-            return [r[name] for r in shipments]
+            return [r.get(name) for r in shipments]
 
-        goods = [GOODS_CATEGORIES.index(g) for g in column("goods_category")]
+        goods = [  # absent (None, NaN): -1, unknown
+            GOODS_CATEGORIES.index(g) if isinstance(g, str) else -1
+            for g in column("goods_category")
+        ]
     return {
         "weight_kg": np.asarray(column("weight_kg"), dtype=float),
         "dims_cm": tuple(
@@ -270,11 +281,13 @@ def shipment_terms(catalog: Catalog, shipments: Any, value_usd: np.ndarray) -> d
     not eligibility inputs, so kept apart from :func:`shipment_arrays`. ``sale_value`` (in the
     shipment's currency) is optional per record / column; missing or null = declared value."""
     if hasattr(shipments, "columns"):
-        ddu = shipments["duties_terms"].to_numpy() == "DDU"
+        # duties terms unknown (absent): costed as not DDU
+        terms = shipments.get("duties_terms")
+        ddu = np.zeros(len(shipments), bool) if terms is None else terms.to_numpy() == "DDU"
         sale = shipments["sale_value"].to_numpy() if "sale_value" in shipments else None
         currency = shipments["currency"].to_numpy()
     else:
-        ddu = np.asarray([r["duties_terms"] == "DDU" for r in shipments], dtype=bool)
+        ddu = np.asarray([r.get("duties_terms") == "DDU" for r in shipments], dtype=bool)
         sale = [r.get("sale_value") for r in shipments]
         sale = None if all(x is None for x in sale) else sale
         currency = [r["currency"] for r in shipments]

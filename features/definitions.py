@@ -168,6 +168,9 @@ FEATURE_SOURCES: dict[str, tuple[str, ...]] = {
     "ddu_log_value_x_customs": ("duties_terms", *_VALUE, *_DEST),
     "missing_tax_id": ("recipient_tax_id_present", *_DEST),
     "wording_x_tracking": ("valuable_wording", *_CHANNEL),
+    "address_risk": ("address_quality",),
+    "theft_exposure": (*_CHANNEL, *_VALUE),
+    "address_x_weakness": ("address_quality", *_CHANNEL),
 }
 """The request fields each feature is computed from: importance is reported per request
 field (what a seller knows) by sharing each feature's importance among its fields."""
@@ -216,14 +219,15 @@ DerivedFeature = Callable[[Mapping[str, Any]], Any]
 DERIVED_FEATURES: dict[str, DerivedFeature] = {
     "volume_ratio": lambda v: v["volumetric_kg"] / v["weight_kg"],
     "refusal_rate": lambda v: (v["buyer_prior_refusals"] + 0.1) / (v["buyer_prior_orders"] + 1.0),
-    "new_buyer": lambda v: v["buyer_prior_orders"] == 0,
+    "new_buyer": lambda v: (v["buyer_prior_orders"] == 0) + 0.0 * v["buyer_prior_orders"],
     "ddu_log_value_x_customs": lambda v: v["ddu_x_customs"] * v["log_value_usd"],
     "missing_tax_id": lambda v: v["dest_requires_tax_id"] * (1.0 - v["tax_id_present"]),
 }
 """Shipment features that are a formula of other shipment features, evaluated in this
 order after the base ones. A new one is an entry here plus its name in FEATURES. Formulas
 use only arithmetic and ufuncs, which mean the same on (n,) arrays and on scalars, so the
-batch and the online paths stay bit-identical."""
+batch and the online paths stay bit-identical; an absent input (NaN) gives NaN (``+ 0 * x``
+carries it through a comparison)."""
 NOT_SHIPMENT = ("created_at", "channel_id")
 PEAK_MONTHS = {11: 2.0, 12: 1.0}
 EPOCH_YEAR = 2000

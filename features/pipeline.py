@@ -8,8 +8,11 @@ attributes and the same arithmetic (:func:`_encode`):
 * ``transform_records(records)`` / ``encode_channels(record, channels)`` for online
   scoring: plain dicts in, no DataFrame built.
 
-Categorical fields become integer codes (0 = unknown, never seen in training) in a float
-array; LightGBM is told which columns are categorical through :attr:`categorical_features_`.
+Categorical fields become integer codes (0 = a value never seen in training) in a float
+array; an absent optional field (``None``, NaN, a missing column) is NaN in every feature
+computed from it, which LightGBM treats as missing, never a made-up value (the fields a
+model reads are ``fields_``). LightGBM is told which columns are categorical through
+:attr:`categorical_features_`.
 Destination and channel attributes are snapshotted from the catalogs at ``fit`` so a stored
 model keeps meaning the same thing when the catalogs change. The fitted state is plain
 JSON (:meth:`to_dict` / :meth:`from_dict`): no pickle.
@@ -23,6 +26,7 @@ a feature this code does not compute is refused when it is loaded
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Any
@@ -38,6 +42,7 @@ from shiprisk.data.catalogs import (
     load_catalog,
 )
 from shiprisk.data.contract import SENSITIVE_GOODS, SOFT_PACKAGING, VALUABLE_GOODS
+from shiprisk.features import extra_features as extra
 from shiprisk.features.catalog_attributes import (
     channel_attributes,
     destination_attributes,
@@ -63,6 +68,15 @@ from shiprisk.features.definitions import (
     ZONE_SLOTS,
     layout_of,
 )
+from shiprisk.features.masking import (
+    MODEL_FIELDS,
+    address_risk,
+    coder,
+    each,
+    isin,
+    number,
+    used_fields,
+)
 
 
 class MissingFeaturesError(ValueError):
@@ -77,7 +91,7 @@ class MissingFeaturesError(ValueError):
 def missing_features(names: Sequence[str]) -> list[str]:
     """The features of ``names`` (a stored model's list) that this code does not compute."""
     computed = set(FEATURES)
-    return [f for f in names if f not in computed]
+    return [f for f in names if f not in computed and not extra.is_extra(f)]
 
 
 class ShipmentFeaturizer:
@@ -90,8 +104,11 @@ class ShipmentFeaturizer:
     def fit(self, frame: pd.DataFrame, y: Any = None) -> ShipmentFeaturizer:
         """Learn category codes from the data and snapshot the catalog lookups."""
         catalog = self.catalog or load_catalog()
+        self.fields_ = used_fields(frame)
         self.categories_ = {
             f: sorted(str(v) for v in pd.unique(frame[f].astype(object)) if pd.notna(v))
+            if f in frame
+            else []
             for f in CATEGORICAL_FIELDS
         }
         self.categories_["channel_type"] = list(CHANNEL_TYPES)
@@ -102,8 +119,10 @@ class ShipmentFeaturizer:
         self.channels_ = channel_attributes(catalog)
         self._live = {"channels": {}, "destinations": {}}
         self._use_catalog_rates(catalog)
-        self.feature_names_ = list(FEATURES)
+        self.extras_ = extra.specs_of(frame)
+        self.feature_names_ = [*FEATURES, *extra.names(self.extras_)]
         self.categorical_features_ = [FEATURES.index(f) for f in CATEGORICAL_FEATURES]
+        self.categorical_features_ += extra.categorical(self.extras_, len(FEATURES))
         self._build_lookups()
         self.reference_ = _typical_row(self.transform(frame), self.categorical_features_)
         return self
@@ -152,10 +171,11 @@ class ShipmentFeaturizer:
         names = self.feature_names_
         self._column = {f: i for i, f in enumerate(names)}
         # The model's columns from the code-order matrix; None: the same list, no gather.
+        base = [f for f in names if not extra.is_extra(f)]  # extras: appended after
         self._take = (
             None
-            if tuple(names) == layout.features
-            else np.array([layout.index[f] for f in names], dtype=np.intp)
+            if tuple(base) == layout.features
+            else np.array([layout.index[f] for f in base], dtype=np.intp)
         )
 
     def column(self, feature: str) -> int | None:
@@ -193,7 +213,8 @@ class ShipmentFeaturizer:
         Shipment features are computed once per shipment and gathered for each pair, so
         scoring n shipments on K channels costs n shipment encodings, not n x K.
         """
-        return self._encode(_frame_columns(frame), rows, channel_ids)
+        X = self._encode(_frame_columns(frame), rows, channel_ids)
+        return extra.appended(X, self.extras_, lambda: extra.block_frame(self.extras_, frame), rows)
 
     def shipment_features(self, frame: pd.DataFrame, names: Sequence[str]) -> dict[str, Any]:
         """Channel-independent features the code computes for a DataFrame, by name (whatever
@@ -203,7 +224,8 @@ class ShipmentFeaturizer:
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Online path: contract dicts (each with ``channel_id``) -> (n, F); no DataFrame."""
-        return self._encode(_record_columns(records), None, [r["channel_id"] for r in records])
+        X = self._encode(_record_columns(records), None, [r["channel_id"] for r in records])
+        return extra.appended(X, self.extras_, lambda: extra.block_records(self.extras_, records))
 
     def encode_channels(self, record: Mapping[str, Any], channel_ids: Sequence[str]) -> np.ndarray:
         """One shipment on each of ``channel_ids`` -> (K, F): the online scoring shape.
@@ -211,7 +233,9 @@ class ShipmentFeaturizer:
         The shipment is encoded once and its row repeated; only the channel columns differ.
         """
         rows = np.zeros(len(channel_ids), dtype=np.int64)
-        return self._encode_block(self._shipment_row(record), rows, channel_ids)
+        X = self._encode_block(self._shipment_row(record), rows, channel_ids)
+        block = lambda: extra.block_records(self.extras_, [record])  # noqa: E731
+        return extra.appended(X, self.extras_, block, rows)
 
     # -- the arithmetic, shared by every path ---------------------------------------------------
     def _encode(
@@ -285,7 +309,7 @@ class ShipmentFeaturizer:
     def _shipment_row(self, record: Mapping[str, Any]) -> np.ndarray:
         """(1, S) shipment features of one record: the same arithmetic on scalars, which
         for one shipment is several times faster than on length-1 arrays."""
-        cols: dict[str, Any] = {f: record[f] for f in INPUT_FIELDS if f not in NOT_SHIPMENT}
+        cols: dict[str, Any] = {f: record.get(f) for f in INPUT_FIELDS if f not in NOT_SHIPMENT}
         stamp = _as_datetime(record["created_at"])
         cols["month"], cols["weekday"] = np.float64(stamp.month), np.float64(stamp.weekday())
         cols["year"] = np.float64(stamp.year)
@@ -296,19 +320,19 @@ class ShipmentFeaturizer:
         """Shipment features by name from columns that are all (n,) arrays or all scalars.
 
         Only operations that mean the same for a numpy array and a numpy scalar are used
-        (``np.float64``, ufuncs, ``==``, ``*``), plus :func:`_each` for dict lookups, so
+        (``np.float64``, ufuncs, ``==``, ``*``), plus :func:`each` for dict lookups, so
         both shapes give bit-identical numbers.
         """
         v: dict[str, Any] = {}
         for f in MODEL_CATEGORICALS:
             if f != "channel_id":
-                v[f] = _each(self._codes[f].get, cols[f], 0)
+                v[f] = each(coder(self._codes[f]), cols[f], np.nan)
         value = np.float64(cols["declared_value"]) * np.float64(
-            _each(self.usd_rates_.get, cols["currency"], np.nan)
+            each(self.usd_rates_.get, cols["currency"], np.nan)
         )
-        weight = np.float64(cols["weight_kg"])
-        dims = [np.float64(cols[k]) for k in ("length_cm", "width_cm", "height_cm")]
-        items = np.float64(cols["item_count"])
+        weight = number(cols["weight_kg"])
+        dims = [number(cols[k]) for k in ("length_cm", "width_cm", "height_cm")]
+        items = number(cols["item_count"])
         log_value = np.log1p(value)
         volumetric = dims[0] * dims[1] * dims[2] / 5000.0
         v["log_value_usd"] = log_value
@@ -321,23 +345,23 @@ class ShipmentFeaturizer:
         v["item_count"] = items
         v["month"] = cols["month"]
         v["weekday"] = cols["weekday"]
-        v["peak_season"] = _each(lambda m, d: PEAK_MONTHS.get(int(m), d), cols["month"], 0.0)
+        v["peak_season"] = each(lambda m, d: PEAK_MONTHS.get(int(m), d), cols["month"], 0.0)
         v["months_since_2000"] = _months_since_epoch(cols["year"], cols["month"])
         for src, dst in zip(
             BOOL_FIELDS,
             ("tax_id_present", "fragile", "valuable_wording", "remote_area"),
             strict=True,
         ):
-            v[dst] = np.float64(cols[src])
-        orders = np.float64(cols["buyer_prior_orders"])
-        refusals = np.float64(cols["buyer_prior_refusals"])
+            v[dst] = number(cols[src])
+        orders = number(cols["buyer_prior_orders"])
+        refusals = number(cols["buyer_prior_refusals"])
         v["buyer_prior_orders"] = orders
         v["buyer_prior_refusals"] = refusals
-        v["address_risk"] = np.float64(
-            _each(ADDRESS_RISK.get, cols["address_quality"], ADDRESS_RISK["unverified"])
+        v["address_risk"] = np.float64(  # absent: NaN; a value never seen: unverified
+            each(address_risk, cols["address_quality"], ADDRESS_RISK["unverified"])
         )
 
-        dest = _each(self._dest_rows.get, cols["destination_country"], self.unknown_destination_)
+        dest = each(self._dest_rows.get, cols["destination_country"], self.unknown_destination_)
         dest = np.array(dest, dtype=np.float64)  # (D,) for a scalar row
         if isinstance(cols["destination_country"], np.ndarray):
             dest = dest.reshape(-1, len(DESTINATION_ATTRS))  # (n, D), also when n == 0
@@ -346,13 +370,13 @@ class ShipmentFeaturizer:
             v[f"dest_{a}"] = d[a]
 
         goods = cols["goods_category"]
-        is_cod = cols["payment_method"] == "cod"
-        is_ddu = cols["duties_terms"] == "DDU"
+        is_cod = isin(cols["payment_method"], ("cod",))
+        is_ddu = isin(cols["duties_terms"], ("DDU",))
         customs = d["customs_tier"]
-        valuable = _isin(goods, VALUABLE_GOODS)
+        valuable = isin(goods, VALUABLE_GOODS)
         v["cod_x_risk_tier"] = is_cod * d["risk_tier"]
-        v["soft_pack_valuable"] = _isin(cols["packaging"], SOFT_PACKAGING) & valuable
-        v["sensitive_x_customs"] = _isin(goods, SENSITIVE_GOODS) * customs
+        v["soft_pack_valuable"] = isin(cols["packaging"], SOFT_PACKAGING) * valuable
+        v["sensitive_x_customs"] = isin(goods, SENSITIVE_GOODS) * customs
         v["ddu_x_customs"] = is_ddu * customs
         with np.errstate(over="ignore"):  # extreme contract-valid sizes: inf, not a warning
             for name, formula in DERIVED_FEATURES.items():
@@ -372,6 +396,8 @@ class ShipmentFeaturizer:
             "feature_names": self.feature_names_,
             "categorical_features": self.categorical_features_,
             "reference": self.reference_,
+            "fields": self.fields_,
+            "extras": self.extras_,
         }
 
     @classmethod
@@ -398,6 +424,9 @@ class ShipmentFeaturizer:
         self.feature_names_ = names
         self.categorical_features_ = categorical
         self.reference_ = [float(v) for v in state["reference"]]
+        # Models stored before fields were recorded were trained on every input field.
+        self.fields_ = [str(f) for f in state.get("fields", MODEL_FIELDS)]
+        self.extras_ = {str(k): dict(v) for k, v in state.get("extras", {}).items()}
         self._build_lookups()
         return self
 
@@ -422,31 +451,23 @@ class ShipmentFeaturizer:
 def _typical_row(X: np.ndarray, categorical: Sequence[int]) -> list[float]:
     """A typical shipment in feature space: the median, or the commonest code for
     categorical columns; reasons compare a prediction with this reference."""
-    reference = np.nanmedian(X, axis=0)
+    with warnings.catch_warnings():  # a field the history lacks: an all-NaN column
+        warnings.simplefilter("ignore", RuntimeWarning)
+        reference = np.nanmedian(X, axis=0)
     for j in categorical:
         codes, counts = np.unique(X[:, j], return_counts=True)
         reference[j] = codes[np.argmax(counts)]
     return [float(v) for v in reference]
 
 
-def _isin(values: Any, members: Sequence[str]) -> Any:
-    """Membership of an object array (elementwise, without ``np.isin``'s sort) or a scalar."""
-    wanted = set(members)
-    if isinstance(values, np.ndarray):
-        return np.fromiter((v in wanted for v in values), bool, len(values))
-    return np.bool_(values in wanted)
-
-
-def _each(lookup: Any, values: Any, default: Any) -> Any:
-    """``lookup(value, default)`` for each element of an array (as a list), or for a scalar."""
-    if isinstance(values, np.ndarray):
-        return [lookup(v, default) for v in values]
-    return lookup(values, default)
-
-
 def _frame_columns(frame: pd.DataFrame) -> dict[str, Any]:
     """A DataFrame of contract rows -> the column dict :meth:`ShipmentFeaturizer._encode` reads."""
-    cols: dict[str, Any] = {f: frame[f].to_numpy() for f in INPUT_FIELDS if f not in NOT_SHIPMENT}
+    absent = np.full(len(frame), np.nan)  # an optional column the frame lacks: unknown
+    cols: dict[str, Any] = {
+        f: frame[f].to_numpy() if f in frame else absent
+        for f in INPUT_FIELDS
+        if f not in NOT_SHIPMENT
+    }
     created = pd.to_datetime(frame["created_at"], utc=True)
     cols["month"] = created.dt.month.to_numpy(dtype=np.float64)
     cols["weekday"] = created.dt.dayofweek.to_numpy(dtype=np.float64)
@@ -457,7 +478,7 @@ def _frame_columns(frame: pd.DataFrame) -> dict[str, Any]:
 def _record_columns(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Contract dicts -> the column dict :meth:`ShipmentFeaturizer._encode` reads."""
     cols: dict[str, Any] = {
-        f: np.array([r[f] for r in records], dtype=object if f in STRING_FIELDS else None)
+        f: np.array([r.get(f) for r in records], dtype=object if f in STRING_FIELDS else None)
         for f in INPUT_FIELDS
         if f not in NOT_SHIPMENT
     }

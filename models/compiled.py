@@ -76,7 +76,8 @@ def check_rows(
     n_features: int, categorical: Sequence[int], reference: Sequence[float], seed: int = 0
 ) -> np.ndarray:
     """Rows around the typical shipment: numeric columns scaled 0-3x (some NaN, some 0),
-    categorical columns every code 0-15, so most splits of every tree are exercised."""
+    categorical columns every code 0-15 (some NaN: absent), so most splits of every tree
+    are exercised."""
     rng = np.random.default_rng(seed)
     ref = np.asarray(reference, dtype=np.float64)
     X = ref * rng.uniform(0.0, 3.0, size=(CHECK_ROWS, n_features))
@@ -84,5 +85,6 @@ def check_rows(
     X[rng.random(X.shape) < 0.05] = 0.0
     for j in categorical:
         X[:, j] = rng.integers(0, 16, size=CHECK_ROWS)
+        X[rng.random(CHECK_ROWS) < 0.05, j] = np.nan  # an unknown (absent) category
     X[0] = ref
     return X

@@ -181,7 +181,8 @@ def model_name() -> str:
 
 def pyfunc_input_example(frame: pd.DataFrame, rows: int = 3) -> pd.DataFrame:
     """A few contract rows (open-shipment columns) with created_at as ISO text."""
-    example = frame.loc[:, [c for c in OPEN_FIELDS if c != "shipment_id"]].head(rows).copy()
+    columns = [c for c in OPEN_FIELDS if c != "shipment_id" and c in frame]  # absent: unknown
+    example = frame.loc[:, columns].head(rows).copy()
     example["created_at"] = pd.to_datetime(example["created_at"], utc=True).dt.strftime(
         "%Y-%m-%dT%H:%M:%SZ"
     )

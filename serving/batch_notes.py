@@ -76,7 +76,8 @@ class RowNotes:
         blocked = known & ~ineligible & ~d.allowed[r, ch]
         records: list[dict[str, Any]] | None = None
         if ineligible.any() or blocked.any() or explain:
-            records = frame[list(SHIPMENT_FIELDS)].to_dict("records")
+            # an optional column the file lacks: unknown (NaN) in every record
+            records = frame.reindex(columns=list(SHIPMENT_FIELDS)).to_dict("records")
         for i in np.flatnonzero(~known & has_rec):
             no_saving[i] = unknown_channel_note(chosen_ids[i])
         for i in np.flatnonzero(ineligible & has_rec):

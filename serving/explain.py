@@ -27,6 +27,7 @@ import numpy as np
 
 from shiprisk.data.outcomes import EVENTS
 from shiprisk.features.definitions import CHANNEL_ATTRIBUTE_FEATURES
+from shiprisk.features.masking import is_absent
 from shiprisk.models.risk_model import RiskModel
 
 Ctx = Mapping[str, Any]
@@ -233,6 +234,8 @@ def explain(
             if by_factor[i] <= 0:
                 break
             name = names[i]
+            if any(is_absent(record.get(f)) for f in FACTORS[name][0]):
+                continue  # an absent field is unknown: nothing to phrase, never a reason
             reasons.append(
                 Reason(outcome, name, FACTORS[name][0], PHRASES[name](ctx), float(by_factor[i]))
             )

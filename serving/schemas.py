@@ -11,7 +11,16 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    create_model,
+)
 
 from shiprisk.data.catalogs import Tracking
 from shiprisk.data.contract import ShipmentRequest
@@ -46,6 +55,14 @@ class ScoreRequest(ShipmentRequest):
         description="What the buyer paid for the goods, in `currency`, when it differs from "
         "declared_value (an under-declared parcel): refunds are of the sale value, carrier "
         "liability and insurance pay on the declared value. Default: declared_value.",
+    )
+    extra: dict[str, StrictFloat | StrictInt | StrictStr] | None = Field(
+        default=None,
+        description="Seller extra features (declared in the history mapping's `extras`, "
+        "docs/history.md): name -> a number, or one of the declared values. Checked against "
+        "the served model's list: a name it lacks is a 400 (or ignored with a warning under "
+        "SHIPRISK_UNKNOWN_FIELDS=ignore), a wrong type a 400; a name left out is unknown.",
+        examples=[{"sales_channel": "web"}],
     )
 
 
@@ -129,6 +146,15 @@ ChannelScore = create_model(
     ),
     **_probabilities(),
     price_usd=(Money | None, _money(_PRICE)),
+    price_estimated=(
+        bool,
+        Field(
+            False,
+            description="The price is an estimate: the request left out the weight or a side "
+            "and quoted no price for this channel, so it is the catalog price at the "
+            "channel's minimum chargeable weight (or the size or weight given).",
+        ),
+    ),
     premium_usd=(Money | None, _money(_PREMIUM)),
     insure=(
         bool,

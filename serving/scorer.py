@@ -28,6 +28,8 @@ from shiprisk.decisions.policy import blocked_reasons
 from shiprisk.decisions.scoring import Scored, score
 from shiprisk.models.risk_model import RiskModel
 from shiprisk.serving import explain as explain_mod
+from shiprisk.serving.extras import check_extra
+from shiprisk.serving.missing import decision_warnings, field_warnings, price_estimated
 from shiprisk.serving.notices import (
     no_recommendation_warning,
     shipment_warnings,
@@ -120,6 +122,7 @@ class Scorer:
 
     def _score_group(self, requests: list[ScoreRequest], with_reasons: bool) -> list[ScoreResponse]:
         records = [_record(r) for r in requests]
+        extra_warnings = self._extras(requests, records)
         costs = resolve_costs(self.costs, requests[0].costs)
         scored = score(
             self.model,
@@ -147,7 +150,22 @@ class Scorer:
             )
             for i, found in zip(pending, options, strict=True):
                 self._explain_verdict(answers[i], records[i], found)
+        for answer, notes in zip(answers, extra_warnings, strict=True):
+            answer.warnings[:0] = notes
         return answers
+
+    def _extras(self, requests: list[ScoreRequest], records: list[dict[str, Any]]) -> list:
+        """Each request's ``extra`` checked against the model's (into its record); warnings."""
+        specs = self.model.featurizer.extras_
+        ignore = get_settings().unknown_fields == "ignore"
+        notes = []
+        for i, (request, record) in enumerate(zip(requests, records, strict=True)):
+            where = "extra" if len(requests) == 1 else f"shipments.{i}.extra"
+            record["extra"], warned = check_extra(
+                request.extra, specs, ignore_unknown=ignore, where=where
+            )
+            notes.append(warned)
+        return notes
 
     def _explain_verdict(
         self, answer: ScoreResponse, record: dict[str, Any], found: list[Any]
@@ -168,7 +186,8 @@ class Scorer:
         i: int,
         with_reasons: bool,
     ) -> ScoreResponse:
-        warnings = self._warnings(record, request)
+        noted = self._warnings(record, request)
+        warnings = [*noted, *decision_warnings(record, False)]  # without a recommendation
         ids = scored.ids_of(i)
         if not ids:
             answer = self._empty(
@@ -191,6 +210,8 @@ class Scorer:
         price, premium, transit = (
             _nums(a[i, :k]) for a in (table.price_usd, table.premium_usd, table.transit_days)
         )
+        estimated = price_estimated(record)
+        quoted = {c.channel_id for c in request.candidates or () if c.quoted_price_usd is not None}
         expected = _nums(decision.expected_cost[i, :k])
         country = [record["destination_country"]]
         at_i = table.value_usd[i : i + 1]
@@ -215,6 +236,7 @@ class Scorer:
                     "blocked_reasons": blocked_reasons(blocked[j]),
                     **probs[j],
                     "price_usd": price[j],
+                    "price_estimated": estimated and cid not in quoted and price[j] is not None,
                     "premium_usd": premium[j],
                     "insure": insure[j],
                     "expected_cost_usd": expected[j],
@@ -250,6 +272,7 @@ class Scorer:
             support=best.support,
             uncertain=best.uncertain,
         )
+        warnings = [*noted, *decision_warnings(record, True)]  # the decision is less certain
         if best.uncertain:
             warnings.append(self._uncertain_warning(best, float(table.value_usd[i]), record))
         reasons = []
@@ -313,9 +336,12 @@ class Scorer:
 
     def _warnings(self, record: Mapping[str, Any], request: ScoreRequest) -> list[str]:
         listed = [request.channel_id, *(c.channel_id for c in request.candidates or ())]
-        return shipment_warnings(
-            self.catalog, self.model.featurizer, record["destination_country"], listed
-        )
+        return [
+            *shipment_warnings(
+                self.catalog, self.model.featurizer, record["destination_country"], listed
+            ),
+            *field_warnings(record, self.model.featurizer.fields_),
+        ]
 
     def _empty(
         self,

@@ -13,6 +13,8 @@ import logging
 import bentoml
 from starlette.responses import JSONResponse
 
+from shiprisk.serving.errors import error_body
+from shiprisk.serving.extras import ExtraError, document_extras
 from shiprisk.serving.http_stack import harden, service_config
 from shiprisk.serving.model_store import BENTO_MODEL_NAME, pinned_tag
 from shiprisk.serving.schemas import (
@@ -30,6 +32,7 @@ log.setLevel(logging.INFO)  # the start-up line is news, not a warning; BentoML'
 _settings = get_settings()
 MODEL_TAG = pinned_tag() or f"{BENTO_MODEL_NAME}:unpinned"
 _API_KEY = _settings.resolved_api_key()
+document_extras(MODEL_TAG, ScoreRequest, BatchRequest)  # the served model's own list
 
 
 @bentoml.service(
@@ -69,7 +72,10 @@ class ShipRisk:
     @bentoml.api(route="/score")
     async def score(self, request: ScoreRequest, /) -> ScoreResponse:
         """Score one shipment on every eligible (or listed) channel and recommend one."""
-        return self.scorer.score(request)
+        try:
+            return self.scorer.score(request)
+        except ExtraError as exc:  # the served model's extras: only known here
+            return JSONResponse(error_body(400, exc.fields), status_code=400)  # type: ignore[return-value]
 
     @bentoml.api(route="/score_batch")
     def score_batch(self, batch: BatchRequest, /) -> BatchResponse:
@@ -82,7 +88,11 @@ class ShipRisk:
                 },
                 status_code=413,
             )
-        return BatchResponse(results=self.scorer.score_many(batch.shipments), model=self.ref)
+        try:
+            results = self.scorer.score_many(batch.shipments)
+        except ExtraError as exc:
+            return JSONResponse(error_body(400, exc.fields), status_code=400)  # type: ignore[return-value]
+        return BatchResponse(results=results, model=self.ref)
 
 
 # Auth, limits, load shedding, error shapes, metrics and the OpenAPI fixes: serving/http_stack.py.

@@ -27,7 +27,11 @@ ALLOWED: dict[str, set[str]] = {
 
 
 def _modules(folder: str) -> Iterator[Path]:
-    yield from sorted((REPO / folder).rglob("*.py"))
+    """The folder's source files; generated trees (a benchmark's results, an MLflow store's
+    copies of the code) are not source."""
+    for path in sorted((REPO / folder).rglob("*.py")):
+        if "results" not in path.relative_to(REPO).parts:
+            yield path
 
 
 def _imported_stages(tree: ast.AST) -> Iterator[tuple[int, str]]:

@@ -28,6 +28,14 @@ class PromotionConfig(BaseModel):
     max_log_loss_ratio: float = Field(default=1.005, ge=1.0)
 
 
+class MissingConfig(BaseModel):
+    """Random masking of optional fields in training (``features/masking.py``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    mask_rate: float = Field(default=0.12, ge=0, lt=1)
+    seed: int = 0
+
+
 class TrainConfig(BaseModel):
     """Hyper-parameters and split shares; the file is logged with every run."""
 
@@ -38,6 +46,7 @@ class TrainConfig(BaseModel):
     lightgbm: dict[str, dict[str, Any]]
     baseline: BaselineConfig = BaselineConfig()
     promotion: PromotionConfig = PromotionConfig()
+    missing: MissingConfig = MissingConfig()
 
 
 def load_config(path: Path | None = None) -> TrainConfig:

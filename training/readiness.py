@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from shiprisk.data.catalogs import load_catalog
-from shiprisk.data.contract import HISTORY_FIELDS, SHIPMENT_FIELDS
+from shiprisk.data.contract import HISTORY_FIELDS, SHIPMENT_FIELDS, SPECS
 from shiprisk.data.loaders import HistoryLoad
 from shiprisk.models.risk_model import OUTCOME_LABEL, OUTCOMES
 from shiprisk.training.config import TrainConfig
@@ -132,7 +132,7 @@ def assess(
             for line in short
         ]
 
-    out.missing = [f for f in HISTORY_FIELDS if f not in loaded.columns]
+    out.missing = [f for f in HISTORY_FIELDS if f not in loaded.columns and not SPECS[f].core]
     if len(frame):
         out.constant = [
             f for f in SHIPMENT_FIELDS if f in frame.columns and frame[f].nunique(dropna=False) <= 1
@@ -241,7 +241,10 @@ def print_readiness(readiness: Readiness, console: Any, loaded: HistoryLoad) -> 
             table.add_row(str(name), *(_cell(v) for v in row.tolist()))
         console.print(table)
     if readiness.missing:
-        console.print(f"fields the history lacks: {', '.join(readiness.missing)}")
+        console.print(
+            f"optional fields the history lacks (unknown: the model will not use them): "
+            f"{', '.join(readiness.missing)}"
+        )
     for warning in readiness.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     for refusal in readiness.refusals:

@@ -188,8 +188,7 @@ def train(
         mlflow.set_tag(DATA_KEY_TAG, loaded.key)
         with steps.step("fitting the LightGBM risk model (one head per outcome)"):
             model = RiskModel.fit(
-                splits.train,
-                splits.calibration,
+                *_masked(splits, config),
                 config.lightgbm,
                 early_stopping_share=config.early_stopping_share,
                 heads=heads,
@@ -315,6 +314,17 @@ def _description(
     return text
 
 
+def _masked(splits: Splits, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train and calibration slices with optional fields blanked at random (test: never)."""
+    from shiprisk.features.masking import mask_optional
+
+    rate, seed = config.missing.mask_rate, config.missing.seed
+    return (
+        mask_optional(splits.train, rate, seed),
+        mask_optional(splits.calibration, rate, seed + 1),
+    )
+
+
 def _blind(frame: pd.DataFrame, fields: tuple[str, ...]) -> pd.DataFrame:
     if not fields:
         return frame
@@ -333,6 +343,7 @@ def _log_params(
     params.update({f"split.{k}": v for k, v in config.split.model_dump().items()})
     params["baseline.Cs"] = ",".join(str(c) for c in config.baseline.Cs)
     params["dropped_features"] = ",".join(dropped) or "none"
+    params["missing.mask_rate"] = config.missing.mask_rate
     params["train_from"] = str(splits.train["created_at"].min())
     params["test_from"] = str(splits.test["created_at"].min())
     params["test_to"] = str(splits.test["created_at"].max())

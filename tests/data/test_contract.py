@@ -72,8 +72,10 @@ class Case:
         names = SCHEMA_FIELDS[schema]
         if not all(n in names for n in self.changes):
             return False
-        # an empty cell is how a table spells "no value": fine for an optional field
-        blank = self.changes.get(self.field, 0) in (DROP, None, "")
+        # an empty cell (or a typed NaN) is how a table spells "no value": fine for an
+        # optional field, which is then unknown
+        value = self.changes.get(self.field, 0)
+        blank = value in (DROP, None, "") or (isinstance(value, float) and math.isnan(value))
         return not (blank and not required(schema, self.field))
 
 
@@ -159,12 +161,16 @@ def apply(row: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 
 def pydantic_fields(schema: str, row: dict[str, Any]) -> set[str]:
     """Fields pydantic blames; an empty text cell is sent as null (table semantics)."""
-    row = {k: None if v == "" else v for k, v in row.items()}
+    row = {k: None if v == "" or _is_nan(v) else v for k, v in row.items()}
     try:
         SCHEMAS[schema].model_validate(row)
     except ValidationError as exc:
         return {e["field"] for e in describe_validation_error(exc)}
     return set()
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
 
 
 def frame_fields(schema: str, rows: list[dict[str, Any]]) -> list[set[str]]:
@@ -304,10 +310,10 @@ def test_missing_required_column_is_an_error_on_every_row() -> None:
     rows = [valid_row("history") for _ in range(4)]
     for i, r in enumerate(rows):
         r["shipment_id"] = f"SH-{i}"
-    frame = pd.DataFrame(rows).drop(columns=["weight_kg"])
+    frame = pd.DataFrame(rows).drop(columns=["declared_value"])
     result = validate_frame(frame, "history")
     assert result.errors["row"].tolist() == [1, 2, 3, 4]
-    assert set(result.errors["field"]) == {"weight_kg"}
+    assert set(result.errors["field"]) == {"declared_value"}
     assert set(result.errors["reason"]) == {MISSING_COLUMN}
     assert result.valid.empty and result.n_invalid == 4
 
@@ -315,7 +321,35 @@ def test_missing_required_column_is_an_error_on_every_row() -> None:
 def test_optional_channel_may_be_absent_in_requests() -> None:
     frame = pd.DataFrame([valid_row("request")]).drop(columns=["channel_id"])
     result = validate_frame(frame, "request")
-    assert result.errors.empty and result.valid["channel_id"].isna().all()
+    assert result.errors.empty and "channel_id" not in result.valid.columns
+
+
+def test_only_core_fields_are_required() -> None:
+    """Every schema requires exactly the core fields it has; the rest may be absent."""
+    for schema, names in SCHEMA_FIELDS.items():
+        needed = {n for n in names if required(schema, n)}
+        expected = {n for n in names if SPECS[n].core}
+        if schema == "request":  # checkout may leave the channel to the recommendation
+            expected.discard("channel_id")
+        assert needed == expected, schema
+    assert set(contract.CORE_FIELDS) >= {"created_at", "destination_country", "channel_id"}
+
+
+def test_absent_optional_fields_stay_absent_and_unknown() -> None:
+    """A history without weight, packaging and buyer history validates; those columns are
+    not made up (absent), and a blank optional cell is unknown (NaN), not an error."""
+    rows = [dict(valid_row("history"), shipment_id=f"S{i}") for i in range(3)]
+    frame = pd.DataFrame(rows).drop(columns=["weight_kg", "packaging", "buyer_prior_orders"])
+    frame["fragile"] = ["true", "", "false"]
+    frame["buyer_prior_refusals"] = ["1", "", "0"]
+    result = validate_frame(frame, "history")
+    assert result.errors.empty, result.errors
+    assert not {"weight_kg", "packaging", "buyer_prior_orders"} & set(result.valid.columns)
+    assert result.valid["fragile"].isna().tolist() == [False, True, False]
+    assert result.valid["buyer_prior_refusals"].tolist()[::2] == [1.0, 0.0]
+    # the refusals rule needs both counts: with orders unknown it does not apply
+    row = {k: v for k, v in valid_row("request").items() if k != "buyer_prior_orders"}
+    assert contract.ShipmentRequest.model_validate(dict(row, buyer_prior_refusals=5))
 
 
 def test_duplicate_ids_blame_every_later_occurrence() -> None:

@@ -195,7 +195,8 @@ FUTURE = NOW + contract.MAX_FUTURE + timedelta(days=1)
 def _bad_values(name: str) -> st.SearchStrategy[Any]:
     """Values the contract must refuse for one shipment field (wrong type, range, enum...)."""
     spec = SPECS[name]
-    wrong_type = st.sampled_from([None, [], {}, [1, 2], {"x": 1}])
+    null = [None] if SPECS[name].core else []  # null is "unknown" for an optional field
+    wrong_type = st.sampled_from([*null, [], {}, [1, 2], {"x": 1}])
     if spec.kind == "enum":
         return st.one_of(
             wrong_type,
@@ -306,7 +307,11 @@ def test_a_broken_shipment_field_is_refused_and_named(
     # a field blamed in its own right, or under a type-union branch (e.g. "created_at")
     assert any(f == name or f.startswith(f"{name}.") for f in blamed), (name, value, blamed)
     missing = {k: v for k, v in body.items() if k != name}
-    assert name in _refused_fields(missing)  # required: leaving it out is refused too
+    if SPECS[name].core:
+        assert name in _refused_fields(missing)  # required: leaving it out is refused too
+    else:  # optional: leaving it out (or null) is unknown, not an error
+        assert ScoreRequest.model_validate_json(_json(missing))
+        assert ScoreRequest.model_validate_json(_json({**body, name: None}))
 
 
 @pytest.mark.parametrize("part", NESTED_BAD, ids=[p[0] for p in NESTED_BAD])

@@ -102,8 +102,8 @@ def test_unknown_country_and_channel_are_scored_with_warnings(api) -> None:
 BAD_INPUTS = [
     (
         "missing field",
-        {k: v for k, v in example_request().items() if k != "weight_kg"},
-        "weight_kg",
+        {k: v for k, v in example_request().items() if k != "declared_value"},
+        "declared_value",
     ),
     ("wrong type", _request(item_count="many"), "item_count"),
     ("unknown currency", _request(currency="XYZ"), "currency"),
