@@ -178,7 +178,7 @@ def _garbage_csv(path: Path) -> Path:
     [
         ("empty", "only 0 valid, mature rows"),
         ("tiny", "at least 1000 are needed"),
-        ("no-events", "only 0 'lost' outcomes, only 0 'rejected' outcomes"),
+        ("no-events", "only 0 'lost' outcomes.*only 0 'rejected' outcomes"),
         ("garbage-file", "only 0 valid, mature rows"),
     ],
 )
