@@ -22,22 +22,15 @@ from __future__ import annotations
 import common
 import numpy as np
 
+from shiprisk.data.contract import TYPICAL_EXPORT_MISSING
+
 TRAIN_ROWS = 300_000  # the main job's size (settings.default_rows)
 TRAIN_SEED = 7
 FRESH_ROWS = 200_000
 FRESH_SEED = 90_008
 BOOTSTRAP = 300
 ECE_TARGET = 0.10
-TYPICAL_DROPPED = (
-    "weight_kg",
-    "length_cm",
-    "width_cm",
-    "height_cm",
-    "packaging",
-    "address_quality",
-    "buyer_prior_orders",
-    "buyer_prior_refusals",
-)
+TYPICAL_DROPPED = TYPICAL_EXPORT_MISSING
 
 
 def exports() -> dict[str, tuple[str, ...]]:

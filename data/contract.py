@@ -264,6 +264,9 @@ SCHEMA_FIELDS: dict[str, tuple[str, ...]] = {
 # Core: in every row and request (docs/history.md says why); the rest may be absent.
 CORE_FIELDS: tuple[str, ...] = tuple(name for name, spec in SPECS.items() if spec.core)
 OPTIONAL_FIELDS: tuple[str, ...] = tuple(f for f in SHIPMENT_FIELDS if not SPECS[f].core)
+_PARCEL = ("weight_kg", "length_cm", "width_cm", "height_cm", "packaging")
+TYPICAL_EXPORT_MISSING = (*_PARCEL, "address_quality", "buyer_prior_orders", "buyer_prior_refusals")
+"""What a typical order export lacks (issue 14): parcel size and packing, address, buyer."""
 
 
 # -- cross-field rules: written once over array-likes, used by pydantic and by DataFrames --

@@ -23,19 +23,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from shiprisk.data.contract import example_request
+from shiprisk.data.contract import TYPICAL_EXPORT_MISSING, example_request
 from tests.conftest import start_server
 
-DROPPED = (
-    "weight_kg",
-    "length_cm",
-    "width_cm",
-    "height_cm",
-    "packaging",
-    "address_quality",
-    "buyer_prior_orders",
-    "buyer_prior_refusals",
-)
+DROPPED = TYPICAL_EXPORT_MISSING
 RENAMED = {
     "Order": "order_id",
     "Created": "created_at",
