@@ -152,7 +152,8 @@ class RiskModel:
         on ``train`` + ``calibration`` (see :class:`PlattCalibrator`). ``params[outcome]``
         holds LightGBM parameters incl. ``num_boost_round`` and ``early_stopping_rounds``, and
         optionally ``monotone`` ({feature: +1 or -1}: the head's answer never falls, or never
-        rises, with that feature, all else equal; see ``configs/train.yaml``) and
+        rises, with that feature, all else equal; see ``configs/train.yaml``), ``exclude``
+        (features the head never splits on, e.g. plain declared value for the loss head) and
         ``refit_full_train``: after early stopping, retrain on all of ``train`` for
         the best number of rounds scaled by the data it adds
         (``len(train) / early-stopping cut``). ``heads``: the outcomes to train a head for
@@ -171,6 +172,9 @@ class RiskModel:
             monotone = p.pop("monotone", None)
             if monotone:
                 p["monotone_constraints"] = _monotone(featurizer, monotone)
+            unused = p.pop("exclude", None)
+            if unused:
+                p["feature_contri"] = _contributions(featurizer, unused)
             p.setdefault("objective", "binary")
             p.setdefault("verbose", -1)
             p.setdefault("num_threads", os.cpu_count() or 1)
@@ -385,6 +389,13 @@ def _monotone(featurizer: ShipmentFeaturizer, wanted: Mapping[str, int]) -> list
         if j is not None and j not in featurizer.categorical_features_:
             directions[j] = int(direction)
     return directions
+
+
+def _contributions(featurizer: ShipmentFeaturizer, unused: Sequence[str]) -> list[float]:
+    """LightGBM's per-column split-gain multipliers: 0 for the features a head must not
+    split on (``exclude`` in ``configs/train.yaml``), 1 for the others."""
+    skip = set(unused)
+    return [0.0 if name in skip else 1.0 for name in featurizer.feature_names_]
 
 
 def _count_support(
