@@ -40,7 +40,7 @@ def fresh(champion_model):
     return records, chosen, base, shipments, dict(zip(shipments, found, strict=True))
 
 
-def rescored(model, records, base, shipments, chosen):
+def rescored(model, records, base, shipments, chosen, costs=COSTS):
     """Independently of measured_actions: every applicable change applied here by hand and
     every order scored again on the recommended channel (one call), plus the seller's own
     channel as is; the saving of each (row, code), from the cent-rounded expected costs."""
@@ -62,7 +62,7 @@ def rescored(model, records, base, shipments, chosen):
                 variants.append(record)
                 where.append((i, SWITCH_CHANNEL))
                 lists.append([{"channel_id": chosen[i]}])
-    again = score(model, CATALOG, variants, COSTS, candidates=lists)
+    again = score(model, CATALOG, variants, costs, candidates=lists)
     after = again.decision.expected_cost[:, 0]
     out = {}
     for (i, code), cost in zip(where, after.tolist(), strict=True):
@@ -119,3 +119,20 @@ def test_a_higher_threshold_shows_fewer_actions(champion_model, fresh):
     again = measured_actions(champion_model, CATALOG, [shipments[i] for i in rows], strict)
     for i, actions in zip(rows, again, strict=True):
         assert actions == [a for a in found[i] if a.saving_usd > 5.0]
+
+
+def test_reship_sellers_get_every_action_measured(champion_model, fresh):
+    """Under reship a lost parcel's carrier payout can exceed its cost, so the shortcut that
+    skips orders with less than the threshold at stake is off; the actions are still exactly
+    the re-scored ones above the threshold."""
+    records, chosen = fresh[0][:300], fresh[1][:300]
+    costs = SellerCosts(reship_policy="reship")
+    base = score(champion_model, CATALOG, records, costs, chosen=chosen)
+    shipments = recommended_shipments(base, records, chosen=chosen)
+    assert all(s.at_stake(costs) == float("inf") for s in shipments.values())
+    found = measured_actions(champion_model, CATALOG, list(shipments.values()), costs)
+    pairs = zip(shipments, found, strict=True)
+    stated = {(i, a.code): a.saving_usd for i, acts in pairs for a in acts}
+    truth = rescored(champion_model, records, base, shipments, chosen, costs)
+    assert stated == {k: v for k, v in truth.items() if v > costs.action_min_saving_usd}
+    assert stated
