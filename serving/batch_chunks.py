@@ -171,7 +171,7 @@ class ChunkScorer:
         self.channel_index = pd.Index(self.channel_ids)
         self.explain = explain
         self.schema = output_schema(explain)
-        self.notes = RowNotes(model, self.catalog)
+        self.notes = RowNotes(model, self.catalog, costs)
         self.support_min = get_settings().support_min
         self.support_min_events = get_settings().support_min_events
         self.sources = json.dumps(model.sources)
@@ -266,8 +266,7 @@ class ChunkScorer:
         rec_expected = cents(at_rec(d.expected_cost))
         comparable = known & d.allowed[r, ch] & has_rec
         countries = frame["destination_country"].tolist()
-        support = self.model.support_of(scored.channel_ids, cands.value_usd, countries)
-        events = self.model.support_events_of(scored.channel_ids, cands.value_usd, countries)
+        support, events = self.model.support_cells(scored.channel_ids, cands.value_usd, countries)
         low = ((support >= 0) & (support < self.support_min)) | (
             (events >= 0) & (events < self.support_min_events)
         )
