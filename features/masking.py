@@ -2,7 +2,8 @@
 
 A seller's history often lacks some optional fields entirely (the model then never uses
 them), and a request may leave out a field the model does use. Absent is fed to the model as
-missing (NaN), never as a made-up value; so that missing at scoring time is something the
+missing (NaN; for a categorical code, a category of its own: :func:`absent_code`), never as
+a made-up value; so that missing at scoring time is something the
 model has seen, training masks each optional field the history has, independently, in a
 random share of the training rows (``configs/train.yaml``, ``missing.mask_rate``). Fields that
 travel together in real exports are masked together (the three sides; the two buyer counts).
@@ -49,6 +50,21 @@ def coder(codes: Mapping[str, int]) -> Any:
         return default if is_absent(value) else codes.get(value, 0)
 
     return code
+
+
+def absent_code(categories: Sequence[str]) -> float:
+    """The code of an absent categorical field the model was trained with: one past its
+    known values (1..n; 0 is a value never seen), a category of its own.
+
+    Why not NaN: in a LightGBM categorical split NaN always goes with the categories not
+    chosen, so "absent" could not get a level of its own; the rows without
+    ``goods_category`` were under-predicted for p_loss by 3 % even on the training rows,
+    5 % on fresh ones (BENCHMARKS.md, "Optional fields"). As a category, the masked rows
+    teach the trees what absent means. A field the model never saw stays NaN (a constant
+    column in its training data: nothing was learned about it, absent or not). A model
+    trained before this code saw NaN there; the code, an unseen category to it, goes the
+    same way NaN did."""
+    return float(len(categories) + 1)
 
 
 def number(values: Any) -> Any:
