@@ -135,6 +135,11 @@ class RiskModel:
     """Training events per outcome and cell, the same cells as ``support``."""
     priors: dict[str, OutcomePrior] = field(default_factory=dict)
     """Outcomes the history had too few labels for: scored from a prior, not a head."""
+    _grid: support_mod.SupportGrid | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    """The support counts as dense arrays, built at the first lookup (answers look up every
+    request)."""
 
     # -- training ----------------------------------------------------------------------------
     @classmethod
@@ -335,37 +340,36 @@ class RiskModel:
             priors = {o: OutcomePrior.from_dict(v) for o, v in stored.items() if o in OUTCOMES}
         return cls(featurizer, boosters, calibrators, info, compiled, support, events, priors)
 
+    def support_cells(
+        self, channel_ids: np.ndarray, value_usd: np.ndarray, countries: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(n, K) training shipments, and the fewest training events of any outcome with a
+        head, in the cell of each shipment (value in USD, destination country; (n,) each) on
+        each of its channels ((n, K)); -1 where this model stores no counts. The tier comes
+        from the model's own destination snapshot, as at training. An outcome scored from a
+        prior has no events to count (``models/priors.py``)."""
+        ids = np.asarray(channel_ids, dtype=object).reshape(len(countries), -1)
+        unknown = np.full(ids.shape, -1, dtype=np.int64)
+        if self.support is None:
+            return unknown, unknown
+        if self._grid is None:
+            events = [c for o, c in (self.support_events or {}).items() if o in self.boosters]
+            self._grid = support_mod.SupportGrid([self.support, *events])
+        tiers = self.featurizer.destination_attribute("risk_tier", countries)
+        found = self._grid.lookup(ids, value_usd, tiers)
+        return found[0], (found[1:].min(axis=0) if len(found) > 1 else unknown)
+
     def support_of(
         self, channel_ids: np.ndarray, value_usd: np.ndarray, countries: Sequence[str]
     ) -> np.ndarray:
-        """(n, K) training shipments in the cell of each shipment (value in USD, destination
-        country; (n,) each) on each of its channels ((n, K)); -1 where this model stores no
-        counts. The tier comes from the model's own destination snapshot, as at training."""
-        return self._cells(self.support, channel_ids, value_usd, countries)
+        """(n, K) training shipments per cell (:meth:`support_cells`)."""
+        return self.support_cells(channel_ids, value_usd, countries)[0]
 
     def support_events_of(
         self, channel_ids: np.ndarray, value_usd: np.ndarray, countries: Sequence[str]
     ) -> np.ndarray:
-        """(n, K) like :meth:`support_of`: the fewest training events of any outcome there."""
-        if not self.support_events:
-            return self._cells(None, channel_ids, value_usd, countries)
-        counts = [  # an outcome scored from a prior has no events to count (models/priors.py)
-            self._cells(c, channel_ids, value_usd, countries)
-            for o, c in self.support_events.items()
-            if o in self.boosters
-        ]
-        return np.minimum.reduce(counts)
-
-    def _cells(
-        self,
-        table: Mapping[str, int] | None,
-        channel_ids: np.ndarray,
-        value_usd: np.ndarray,
-        countries: Sequence[str],
-    ) -> np.ndarray:
-        tiers = self.featurizer.destination_attribute("risk_tier", countries)
-        ids = np.asarray(channel_ids, dtype=object).reshape(len(tiers), -1)
-        return support_mod.lookup(table, ids, np.asarray(value_usd)[:, None], tiers[:, None])
+        """(n, K) the fewest training events of any outcome per cell (:meth:`support_cells`)."""
+        return self.support_cells(channel_ids, value_usd, countries)[1]
 
     @property
     def engine(self) -> str:
