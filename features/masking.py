@@ -44,7 +44,8 @@ def is_absent(value: Any) -> bool:
 
 
 def coder(codes: Mapping[str, int]) -> Any:
-    """Category -> code lookup: NaN for an absent value, 0 for one never seen in training."""
+    """Category -> code lookup: ``default`` for an absent value (:func:`absent_code` or NaN),
+    0 for one never seen in training."""
 
     def code(value: Any, default: Any) -> Any:
         return default if is_absent(value) else codes.get(value, 0)
@@ -56,13 +57,13 @@ def absent_code(categories: Sequence[str]) -> float:
     """The code of an absent categorical field the model was trained with: one past its
     known values (1..n; 0 is a value never seen), a category of its own.
 
-    Why not NaN: in a LightGBM categorical split NaN always goes with the categories not
-    chosen, so "absent" could not get a level of its own; the rows without
-    ``goods_category`` were under-predicted for p_loss by 3 % even on the training rows,
-    5 % on fresh ones (BENCHMARKS.md, "Optional fields"). As a category, the masked rows
-    teach the trees what absent means. A field the model never saw stays NaN (a constant
-    column in its training data: nothing was learned about it, absent or not). A model
-    trained before this code saw NaN there; the code, an unseen category to it, goes the
+    Why not NaN: a LightGBM categorical split sends NaN with the categories it does not
+    list, so "absent" can only share a level with some of the known values. As a category of
+    its own, the masked rows teach the trees its level (measured on the simulated world,
+    BENCHMARKS.md "Optional fields": fresh rows without ``goods_category`` went from 0.952
+    to 0.960 of their true p_loss, ECE/base rate 0.111 -> 0.101). A field the model never saw
+    stays NaN (a constant column in its training data: nothing was learned about it). A
+    model trained before this code saw NaN there; the code, an unseen category to it, goes the
     same way NaN did."""
     return float(len(categories) + 1)
 
