@@ -207,7 +207,8 @@ CHOSEN_TERMS: tuple[str, ...] = (
     "postage_covered_share",
 )
 """Cost terms whose default is "chosen" (docs/policy.md); liability_paid_probability and
-refused_returned_share are per-channel catalog columns (defaults by channel type), scaled channel by channel."""
+refused_returned_share are per-channel catalog columns (defaults by channel type), scaled
+channel by channel."""
 _CATALOG_TERMS = ("liability_paid_probability", "refused_returned_share")
 _AT_MOST_ONE = ("goods_cost_ratio", "unrecoverable_share", "claim_paid_probability")
 
