@@ -18,6 +18,14 @@ MONEY_DECIMALS = 2
 """Every money figure a user sees (API answers, batch rows, reports) is rounded to the cent."""
 
 
+ACTION_MIN_SAVING_USD = 0.50
+"""Default of ``SellerCosts.action_min_saving_usd``: a seller action is shown only when it lowers
+the expected cost by more than this (docs/policy.md, "Seller actions"). Chosen: half a dollar
+is about what a minute of the seller's time (a message to the buyer, another label) is worth,
+and it keeps the effort and material an action costs but the cost model does not price (a
+box instead of a mailer) from making a near-zero effect worth showing."""
+
+
 def cents(value: Any) -> Any:
     """``value`` (a float, None, or a numpy array) rounded to the cent; decisions are taken on
     the exact figures first, so rounding only changes what is shown."""
@@ -153,6 +161,15 @@ class SellerCosts(BaseModel):
         "'free shipping' listing. Added to the order's revenue whatever channel is chosen, so "
         "it never changes the channel, only whether the order pays. 1 = the price covers "
         "standard postage; 0 = postage comes out of the goods margin.",
+    )
+    action_min_saving_usd: Number = Field(
+        default=ACTION_MIN_SAVING_USD,
+        ge=0,
+        le=10_000,
+        allow_inf_nan=False,
+        description="A seller action (verify the address, use a box, ship DDP, ...) is shown "
+        "only when re-scoring the order with it lowers the expected cost by more than this, "
+        "USD.",
     )
 
 

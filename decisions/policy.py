@@ -162,8 +162,16 @@ def _terms(
         lost = g * sale + price + defect
         returned = u * g * sale + (cands.return_cost_ratio + _ONE) * price + duties
         abandoned = g * sale + price + duties
+    # An order sold DDU and shipped DDP (the ship_ddp action): the seller pays the duties of
+    # every parcel that clears customs; a refused one's are in ``duties`` already (DDP).
+    absorbed = (
+        None
+        if cands.duties_absorbed is None
+        else _f(costs.duties_rate) * value * cands.duties_absorbed[:, None]
+    )
     fallback_paid = 0.8 if costs.liability_paid_probability is None else None
     return {
+        "absorbed": absorbed,
         "sale": sale,
         "value": value,
         "liability": liability,
@@ -274,7 +282,11 @@ def decide(
             insured_br += both
     p_delivered = np.maximum(p_delivered, 0.0)
     claim = _f(costs.untracked_claim_rate) * (cands.tracking_level == 0)
-    delivered = [(p_delivered * (_ONE - claim), np.zeros((n, k))), (p_delivered * claim, t["lost"])]
+    on_delivery = np.zeros((n, k)) if t["absorbed"] is None else t["absorbed"]
+    delivered = [
+        (p_delivered * (_ONE - claim), on_delivery),
+        (p_delivered * claim, t["lost"] + on_delivery),
+    ]
     p_late, days_late = lateness(cands, costs)
     fixed = price + p_delivered * p_late * _f(costs.defect_cost_usd)
     if costs.delay_cost_per_day_usd:

@@ -35,7 +35,9 @@ def cell(**overrides) -> CandidateTable:
         returned_share=0.5,
         bills_refused_duties=False,
     )
-    per_shipment = dict(value_usd=200.0, weight_kg=1.0, is_ddu=False, sale_usd=200.0)
+    per_shipment = dict(
+        value_usd=200.0, weight_kg=1.0, is_ddu=False, sale_usd=200.0, duties_absorbed=False
+    )
     for key in list(overrides):
         if key in per_shipment:
             per_shipment[key] = overrides.pop(key)
@@ -77,6 +79,23 @@ def test_ddu_refusal_costs_duties_only_where_the_carrier_bills_them():
     # DDU on a courier that bills refused duties to the shipper: as DDP.
     billed = run(cell(is_ddu=True, bills_refused_duties=True))
     assert billed.expected_cost[0, 0] == pytest.approx(DDP_COST)
+
+
+def test_duties_absorbed_are_paid_on_every_parcel_that_clears_customs():
+    # An order sold DDU and shipped DDP (the ship_ddp action): the seller pays the 30 USD of
+    # duties on each delivered parcel, 0.85 x 30 = 25.50 USD more; a refused parcel's are in
+    # the refusal cost already (DDP), a lost parcel's are not charged.
+    absorbed = run(cell(duties_absorbed=True))
+    assert absorbed.expected_cost[0, 0] == pytest.approx(DDP_COST + 0.85 * 30.0)
+    # Untracked: the delivered parcels that draw a 'not received' claim paid them too.
+    plain = run(cell(tracking_level=0)).expected_cost[0, 0]
+    both = run(cell(tracking_level=0, duties_absorbed=True)).expected_cost[0, 0]
+    assert both == pytest.approx(plain + 0.85 * 30.0)
+    # Risk-averse: the certainty equivalent falls too, by less than the duties (they are paid
+    # on the good branches, so the spread of outcomes narrows).
+    averse = SellerCosts(risk_tolerance_usd=500.0)
+    shift = run(cell(duties_absorbed=True), averse).utility - run(cell(), averse).utility
+    assert -30.0 < shift[0, 0] < -0.85 * 30.0 + 5.0
 
 
 def test_every_refused_parcel_returned_vs_abandoned():
