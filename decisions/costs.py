@@ -151,6 +151,17 @@ class SellerCosts(BaseModel):
         "cost delay_cost_per_day_usd per day beyond it; null = no promise (then the delay "
         "cost counts every transit day, as before).",
     )
+    postage_covered_share: Number = Field(
+        default=1.0,
+        ge=0,
+        le=2,
+        allow_inf_nan=False,
+        description="Share of the standard postage (the cheapest channel's price for this "
+        "order) that the buyer's payment covers: a shipping fee, or shipping priced into a "
+        "'free shipping' listing. Added to the order's revenue whatever channel is chosen, so "
+        "it never changes the channel, only whether the order pays. 1 = the price covers "
+        "standard postage; 0 = postage comes out of the goods margin.",
+    )
     action_min_saving_usd: Number = Field(
         default=ACTION_MIN_SAVING_USD,
         ge=0,
@@ -197,6 +208,7 @@ TODAYS_COST_MODEL: dict[str, Any] = {
     "promised_days": None,
     "liability_paid_probability": 0.8,
     "refused_returned_share": 1.0,
+    "postage_covered_share": 0.0,
 }
 """Settings that reproduce the cost model before issue 16 (risk-neutral, no duties, no claims,
 80 % carrier payouts, every refused parcel returns); the decision evaluation's honesty check.

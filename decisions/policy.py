@@ -306,11 +306,10 @@ def decide(
     insure = ce_insured < ce_plain + _f(costs.risk_aversion - 1.0) * expected_payout
     expected = np.where(insure, insured, uninsured)
     ce_cost = np.where(insure, ce_insured, ce_plain)
-    margin = (_ONE - _f(costs.goods_cost_ratio)) * sale
-
     ineligible = ~cands.eligible
     unscored = np.isnan(expected)
     usable = ~(ineligible | unscored)
+    margin = (_ONE - _f(costs.goods_cost_ratio)) * sale + _postage_income(price, usable, costs)
     passes = [] if constraints is None else _constraint_passes(cands, constraints, carriers)
     allowed = usable
     for _, ok in passes:
@@ -363,6 +362,17 @@ def decide(
         ship=best_utility >= -_f(costs.cancel_cost_usd),
         best_utility=best_utility,
     )
+
+
+def _postage_income(price: np.ndarray, usable: np.ndarray, costs: SellerCosts) -> np.ndarray:
+    """(n, 1) what the buyer's payment covers of the postage: ``postage_covered_share`` of
+    the cheapest usable channel's price (0 where none is usable). The same on every option,
+    so the channel ranking never depends on it, only the ship / do-not-ship verdict does."""
+    share = _f(costs.postage_covered_share)
+    if not share or price.shape[1] == 0:
+        return np.zeros((price.shape[0], 1))
+    cheapest = np.where(usable, price, _INF).min(axis=1, keepdims=True)
+    return share * np.where(np.isfinite(cheapest), cheapest, 0.0)
 
 
 _f = np.float64

@@ -70,6 +70,13 @@ Output columns (stable order and types; nulls where a value does not apply)::
     sources                        string  JSON {outcome: "model" | "prior"}: whether each
                                            probability came from a trained head or the prior
                                            (as /score's ``sources``; docs/history.md)
+    price_estimated                bool    price_usd is the chosen channel's catalog price at
+                                           its minimum chargeable weight (or the weight or
+                                           size given): the row lacks weight_kg or a side
+                                           (as /score's ``price_estimated``; false when
+                                           there is no price)
+    recommended_price_estimated    bool    the same for recommended_price_usd (null: no
+                                           recommendation)
     reasons, actions               string  only with ``explain``: JSON lists shaped like
                                            /score's ``reasons`` and ``actions``
 
