@@ -67,9 +67,11 @@ Output columns (stable order and types; nulls where a value does not apply)::
     recommended_uncertain          bool    the recommendation rests on an uncertain estimate
     catalog_version                string  the catalog the row was priced on (as /score's
                                            ``catalog.version``; docs/catalog.md)
-    sources                        string  JSON {outcome: "model" | "prior"}: whether each
-                                           probability came from a trained head or the prior
-                                           (as /score's ``sources``; docs/history.md)
+    sources                        string  JSON {outcome: "model" | "prior" |
+                                           "recalibrated"}: whether each probability came
+                                           from a trained head, the prior or the base model
+                                           recalibrated to the history (as /score's
+                                           ``sources``; docs/history.md)
     reasons, actions               string  only with ``explain``: JSON lists shaped like
                                            /score's ``reasons`` and ``actions``
 
