@@ -198,7 +198,10 @@ def _neither(frame: pd.DataFrame) -> str:
         why = f"{len(frame):,} rows: only histories under {RECAL_MAX_ROWS:,} rows recalibrate"
     else:
         why = "recalibration is off (SHIPRISK_BASE_MODEL=off)"
-    return f"nor can it recalibrate the bundled base model: {why} (docs/history.md)"
+    return (
+        f"only {len(frame):,} valid, mature rows: too few events for a model of its own, nor "
+        f"can it recalibrate the bundled base model: {why} (docs/history.md, 'Three paths')"
+    )
 
 
 def _dropped(loaded: HistoryLoad) -> dict[str, int]:

@@ -8,10 +8,11 @@ once and caches it under ``SHIPRISK_HOME/base-model`` (minutes); later runs load
 
 For a history with fewer than ``RECAL_MAX_ROWS`` usable rows ``train`` recalibrates the base
 model on the training and calibration slices (models/recalibrated.py) and, where the history
-can also train a model of its own, keeps the one with the lower log loss on the held-out test
-slice (the same time split), summed over the outcomes. Above ``RECAL_MAX_ROWS`` a model of its
-own is trained without the comparison (BENCHMARKS.md: at 30,000 rows of a seller world with an
-interaction, the own model already wins).
+can also train a model of its own, keeps the recalibration unless the own model's log loss on
+the held-out test slice (the same time split), summed over the outcomes, is lower by more than
+one standard error of the paired difference (:func:`choose`). Above ``RECAL_MAX_ROWS`` a
+model of its own is trained without the comparison (BENCHMARKS.md: at 30,000 rows of a seller
+world with an interaction, the own model already wins).
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ class Choice:
 
     path: str
     log_loss: dict[str, float]
-    """'own', 'recalibrated', 'base': summed over outcomes, on the test slice."""
+    """'own', 'recalibrated', 'base': summed over outcomes, on the test slice; and
+    'difference_se' (the standard error of own - recalibrated, when both exist)."""
     line: str
 
     def tags(self, base: Base) -> dict[str, str]:
@@ -176,36 +178,47 @@ def recalibrate(base: Base, frame: pd.DataFrame) -> RiskModel:
     )
 
 
-def held_out_log_loss(model: RiskModel, test: pd.DataFrame) -> float:
-    """Log loss on the test slice, summed over the outcomes (every outcome scored)."""
-    from shiprisk.training.evaluate import binary_log_loss, outcome_labels
+def row_log_losses(model: RiskModel, test: pd.DataFrame) -> np.ndarray:
+    """Each test row's log loss, summed over the outcomes (every outcome scored)."""
+    from shiprisk.training.evaluate import EPS, outcome_labels
 
     probs = model.predict_matrix(model.featurizer.transform(test))
     labels = outcome_labels(test)
-    return float(sum(binary_log_loss(labels[o], probs[o]) for o in OUTCOMES if o in probs))
+    out = np.zeros(len(test))
+    for o in OUTCOMES:
+        p, y = np.clip(probs[o], EPS, 1 - EPS), labels[o]
+        out -= y * np.log(p) + (1 - y) * np.log1p(-p)
+    return out
 
 
 def choose(own: RiskModel | None, recal: RiskModel, base: Base, test: pd.DataFrame) -> Choice:
-    """The recalibrated base model or the own model, by held-out log loss (lower wins; a
-    tie keeps the own model)."""
-    losses = {
-        RECALIBRATED: held_out_log_loss(recal, test),
-        "base": held_out_log_loss(base.model, test),
-    }
+    """The recalibrated base model or the own model, by held-out log loss.
+
+    The one-standard-error rule: the recalibration (a few parameters on a model that already
+    knows the world) is kept unless the own model's log loss is lower by more than one
+    standard error of the paired per-row difference; on a small test slice a model of its
+    own often wins by chance."""
+    rows = {RECALIBRATED: row_log_losses(recal, test), "base": row_log_losses(base.model, test)}
     where = f"held-out log loss on the test slice ({len(test):,} rows, summed over outcomes)"
     if own is None:
+        losses = {k: float(v.mean()) for k, v in rows.items()}
         line = (
             f"recalibrated base model: too few events for a model of its own; {where} "
             f"{losses[RECALIBRATED]:.5f} (base model as is: {losses['base']:.5f})"
         )
         return Choice(RECALIBRATED, losses, line)
-    losses[OWN] = held_out_log_loss(own, test)
-    path = RECALIBRATED if losses[RECALIBRATED] < losses[OWN] else OWN
+    rows[OWN] = row_log_losses(own, test)
+    losses = {k: float(v.mean()) for k, v in rows.items()}
+    diff = rows[OWN] - rows[RECALIBRATED]
+    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("inf")
+    losses["difference_se"] = se
+    path = OWN if float(diff.mean()) < -se else RECALIBRATED
     other = OWN if path == RECALIBRATED else RECALIBRATED
     names = {OWN: "a model of its own", RECALIBRATED: "the recalibrated base model"}
     line = (
         f"chose {names[path]}: {where} {losses[path]:.5f} vs {losses[other]:.5f} for "
-        f"{names[other]} (base model as is: {losses['base']:.5f})"
+        f"{names[other]} (an own model must be lower by one standard error of the paired "
+        f"difference, {se:.5f}; base model as is: {losses['base']:.5f})"
     )
     return Choice(path, losses, line)
 

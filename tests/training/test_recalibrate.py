@@ -27,7 +27,7 @@ import pytest
 from shiprisk.data.seller_worlds import seller_history, seller_with_interaction, small_seller
 from shiprisk.models import registry
 from shiprisk.models.recalibrated import Recalibration
-from shiprisk.models.risk_model import OUTCOMES, RiskModel
+from shiprisk.models.risk_model import OUTCOMES, RiskModel, model_digest
 from shiprisk.settings import CHALLENGER, get_settings
 from shiprisk.training.config import load_config
 from shiprisk.training.evaluate import binary_log_loss
@@ -50,7 +50,11 @@ def base_store(champion_model: RiskModel, tmp_path_factory) -> Iterator[dict]:
         mp.setenv("SHIPRISK_BASE_MODEL", str(base_dir))
         get_settings.cache_clear()
         try:
-            yield {"uri": uri, "base": Base(RiskModel.load(base_dir), "session champion")}
+            yield {
+                "uri": uri,
+                "base": Base(RiskModel.load(base_dir), "session champion"),
+                "dir": base_dir,
+            }
         finally:
             get_settings.cache_clear()
     get_settings.cache_clear()
@@ -87,14 +91,16 @@ def small_runs(base_store: dict) -> list[dict]:
     return runs
 
 
-def test_train_chooses_the_recalibrated_base_for_300_shipments(small_runs: list[dict]) -> None:
+def test_train_chooses_the_recalibrated_base_for_300_shipments(
+    small_runs: list[dict], base_store: dict
+) -> None:
     for run in small_runs:
         assert run["result"].path == "recalibrated"
         logged = mlflow.get_run(run["result"].run_id).data
         assert logged.params["path"] == "recalibrated"
         assert "choice/log_loss_recalibrated" in logged.metrics
         assert "choice/log_loss_base" in logged.metrics
-        assert logged.tags["recalibrated_from"] == "session champion"
+        assert logged.tags["recalibrated_from"] == f"base {model_digest(base_store['dir'])}"
 
 
 def test_the_recalibrated_base_beats_own_and_plain_base_on_fresh_rows(
@@ -136,3 +142,27 @@ def test_a_large_history_with_an_interaction_chooses_its_own_model(base_store: d
     logged = mlflow.get_run(result.run_id).data
     assert result.path == "own", logged.tags.get("choice")
     assert logged.metrics["choice/log_loss_own"] < logged.metrics["choice/log_loss_recalibrated"]
+
+
+def test_validate_says_what_train_does(base_store: dict) -> None:
+    from shiprisk.data.loaders import load_history
+    from shiprisk.training.readiness import assess
+
+    ready = assess(load_history(seller_history(SMALL_ROWS, 0, small_seller())), load_config())
+    assert ready.ok, ready.refusals
+    assert any("recalibrates the bundled base model" in w for w in ready.warnings)
+
+
+def test_offsets_move_where_the_data_allow() -> None:
+    """Many rows: a region's doubled odds are found; few rows: shrunk toward the base."""
+    from shiprisk.models.recalibrated import fit_recalibration
+
+    rng = np.random.default_rng(3)
+    for rows, low, high in ((40_000, 0.55, 0.85), (60, -0.35, 0.35)):
+        regions = rng.choice(["a", "b"], rows)
+        p_base = np.full(rows, 0.1)
+        odds = np.where(regions == "a", 2 * 0.1 / 0.9, 0.1 / 0.9)
+        y = rng.random(rows) < odds / (1 + odds)
+        fitted = fit_recalibration(p_base, y, regions, np.ones(rows), {"1": "a", "2": "b"})
+        gap = fitted.by_destination["1"] - fitted.by_destination["2"]
+        assert low < gap < high, (rows, gap)
