@@ -118,7 +118,7 @@ def test_the_registered_recalibration_scores_through_the_one_path(
     from shiprisk.decisions.scoring import score
 
     version = registry.get_version(CHALLENGER)
-    assert version.version == small_runs[-1]["result"].version
+    assert str(version.version) == small_runs[-1]["result"].version
     assert version.tags["path"] == "recalibrated"
     assert {version.tags[f"source.{o}"] for o in OUTCOMES} == {"recalibrated"}
     model = RiskModel.load(registry.download_risk_model(version, tmp_path / "m"))
