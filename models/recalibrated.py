@@ -19,6 +19,7 @@ never saw share code 0, hence one offset.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -83,6 +84,20 @@ class Recalibration:
             int(state.get("rows", 0)),
             int(state.get("events", 0)),
         )
+
+
+def dump_recalibration(recalibration: dict[str, Recalibration]) -> str:
+    """The stored form (JSON text) of a model's recalibrations."""
+    import json
+
+    return json.dumps({o: r.to_dict() for o, r in recalibration.items()}, indent=1)
+
+
+def read_recalibration(text: str, heads: Sequence[str]) -> dict[str, Recalibration]:
+    """The recalibrations of the model's heads, from :func:`dump_recalibration`'s text."""
+    import json
+
+    return {o: Recalibration.from_dict(v) for o, v in json.loads(text).items() if o in heads}
 
 
 def fit_recalibration(

@@ -40,7 +40,7 @@ from shiprisk.features.pipeline import (
 from shiprisk.models import support as support_mod
 from shiprisk.models.compiled import RawScorer, compile_head
 from shiprisk.models.priors import MODEL, PRIOR, RECALIBRATED, OutcomePrior
-from shiprisk.models.recalibrated import Recalibration
+from shiprisk.models.recalibrated import Recalibration, dump_recalibration, read_recalibration
 
 OUTCOMES = EVENT_KEYS
 OUTCOME_LABEL = LABEL_OF
@@ -141,6 +141,11 @@ class RiskModel:
     recalibration: dict[str, Recalibration] = field(default_factory=dict)
     """A recalibrated base model: its heads moved to the seller's rates per outcome (an
     outcome the seller's history never records keeps the base head, as its prior)."""
+    _grid: support_mod.SupportGrid | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    """The support counts as dense arrays, built at the first lookup (answers look up every
+    request)."""
 
     # -- training ----------------------------------------------------------------------------
     @classmethod
@@ -301,8 +306,7 @@ class RiskModel:
             _write_text(directory / PRIORS_FILE, json.dumps(priors, indent=1))
             files[PRIORS_FILE] = _sha256(directory / PRIORS_FILE)
         if self.recalibration:
-            recal = {o: r.to_dict() for o, r in self.recalibration.items()}
-            _write_text(directory / RECALIBRATION_FILE, json.dumps(recal, indent=1))
+            _write_text(directory / RECALIBRATION_FILE, dump_recalibration(self.recalibration))
             files[RECALIBRATION_FILE] = _sha256(directory / RECALIBRATION_FILE)
         manifest = {"format_version": FORMAT_VERSION, "files": files, "info": self.info}
         _write_text(directory / MANIFEST, json.dumps(manifest, indent=1))
@@ -351,43 +355,41 @@ class RiskModel:
             priors = {o: OutcomePrior.from_dict(v) for o, v in stored.items() if o in OUTCOMES}
         recal = {}
         if RECALIBRATION_FILE in manifest["files"]:
-            stored = json.loads((directory / RECALIBRATION_FILE).read_text())
-            recal = {o: Recalibration.from_dict(v) for o, v in stored.items() if o in heads}
+            recal = read_recalibration((directory / RECALIBRATION_FILE).read_text(), heads)
         return cls(
             featurizer, boosters, calibrators, info, compiled, support, events, priors, recal
         )
 
+    def support_cells(
+        self, channel_ids: np.ndarray, value_usd: np.ndarray, countries: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(n, K) training shipments, and the fewest training events of any outcome with a
+        head, in the cell of each shipment (value in USD, destination country; (n,) each) on
+        each of its channels ((n, K)); -1 where this model stores no counts. The tier comes
+        from the model's own destination snapshot, as at training. An outcome scored from a
+        prior has no events to count (``models/priors.py``)."""
+        ids = np.asarray(channel_ids, dtype=object).reshape(len(countries), -1)
+        unknown = np.full(ids.shape, -1, dtype=np.int64)
+        if self.support is None:
+            return unknown, unknown
+        if self._grid is None:
+            events = [c for o, c in (self.support_events or {}).items() if o in self.boosters]
+            self._grid = support_mod.SupportGrid([self.support, *events])
+        tiers = self.featurizer.destination_attribute("risk_tier", countries)
+        found = self._grid.lookup(ids, value_usd, tiers)
+        return found[0], (found[1:].min(axis=0) if len(found) > 1 else unknown)
+
     def support_of(
         self, channel_ids: np.ndarray, value_usd: np.ndarray, countries: Sequence[str]
     ) -> np.ndarray:
-        """(n, K) training shipments in the cell of each shipment (value in USD, destination
-        country; (n,) each) on each of its channels ((n, K)); -1 where this model stores no
-        counts. The tier comes from the model's own destination snapshot, as at training."""
-        return self._cells(self.support, channel_ids, value_usd, countries)
+        """(n, K) training shipments per cell (:meth:`support_cells`)."""
+        return self.support_cells(channel_ids, value_usd, countries)[0]
 
     def support_events_of(
         self, channel_ids: np.ndarray, value_usd: np.ndarray, countries: Sequence[str]
     ) -> np.ndarray:
-        """(n, K) like :meth:`support_of`: the fewest training events of any outcome there."""
-        if not self.support_events:
-            return self._cells(None, channel_ids, value_usd, countries)
-        counts = [  # an outcome scored from a prior has no events to count (models/priors.py)
-            self._cells(c, channel_ids, value_usd, countries)
-            for o, c in self.support_events.items()
-            if o in self.boosters
-        ]
-        return np.minimum.reduce(counts)
-
-    def _cells(
-        self,
-        table: Mapping[str, int] | None,
-        channel_ids: np.ndarray,
-        value_usd: np.ndarray,
-        countries: Sequence[str],
-    ) -> np.ndarray:
-        tiers = self.featurizer.destination_attribute("risk_tier", countries)
-        ids = np.asarray(channel_ids, dtype=object).reshape(len(tiers), -1)
-        return support_mod.lookup(table, ids, np.asarray(value_usd)[:, None], tiers[:, None])
+        """(n, K) the fewest training events of any outcome per cell (:meth:`support_cells`)."""
+        return self.support_cells(channel_ids, value_usd, countries)[1]
 
     @property
     def engine(self) -> str:

@@ -18,7 +18,7 @@ measures the counterfactual calibration per cell against its event count.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,8 +32,12 @@ TIERS: tuple[int, ...] = (1, 2, 3)
 
 def value_band(value_usd: Any) -> np.ndarray:
     """Band index (0..len(VALUE_BANDS)-1) of each declared value in USD (NaN -> band 0)."""
-    values = np.nan_to_num(np.asarray(value_usd, dtype=np.float64), nan=0.0)
-    return np.searchsorted(np.asarray(VALUE_BAND_EDGES_USD), values, side="right")
+    values = np.asarray(value_usd, dtype=np.float64)
+    bands = np.searchsorted(_EDGES, values, side="right")
+    return np.where(values == values, bands, 0)  # NaN sorts last: its band is 0
+
+
+_EDGES = np.asarray(VALUE_BAND_EDGES_USD)
 
 
 def cell_key(channel_id: str, band: int, tier: int) -> str:
@@ -84,3 +88,40 @@ def lookup(
         count=ids.size,
     )
     return out.reshape(ids.shape)
+
+
+class SupportGrid:
+    """Every stored cell in dense arrays (channel x band x tier), built once per model.
+
+    The answer path looks support up on every request: a per-cell string key per channel
+    cost more than the model call. Here a request costs one dict lookup per channel and one
+    fancy index; a channel or tier the model never saw has support 0, as in :func:`lookup`.
+    """
+
+    def __init__(self, tables: Sequence[Mapping[str, int]]) -> None:
+        cells = [(key.split("|"), key) for key in set().union(*tables)]
+        channels = sorted({parts[0] for parts, _ in cells})
+        self.index = {c: i for i, c in enumerate(channels)}
+        band_of = {label: b for b, label in enumerate(VALUE_BANDS)}
+        shape = (len(tables), len(channels) + 1, len(VALUE_BANDS), len(TIERS))
+        self.counts = np.zeros(shape, dtype=np.int64)  # the last channel row: unknown -> 0
+        for (channel, band, tier), key in cells:
+            t = int(tier.removeprefix("tier")) - TIERS[0]
+            if 0 <= t < len(TIERS) and band in band_of:
+                at = (self.index[channel], band_of[band], t)
+                for k, table in enumerate(tables):
+                    self.counts[(k, *at)] = table.get(key, 0)
+
+    def lookup(self, channel_ids: Any, value_usd: Any, tiers: Any) -> np.ndarray:
+        """(len(tables), n, K) counts of (n, K) channel ids, (n,) values and (n,) tiers."""
+        ids = np.asarray(channel_ids, dtype=object)
+        unknown = len(self.index)
+        codes = np.fromiter(
+            (self.index.get(c, unknown) for c in ids.ravel().tolist()), np.int64, ids.size
+        ).reshape(ids.shape)
+        bands = value_band(value_usd).reshape(-1, 1)
+        t = np.asarray(tiers, dtype=np.int64).reshape(-1, 1) - TIERS[0]
+        if t.min(initial=0) < 0 or t.max(initial=0) >= len(TIERS):  # a tier never stored
+            codes = np.where((t >= 0) & (t < len(TIERS)), codes, unknown)
+            t = np.clip(t, 0, len(TIERS) - 1)
+        return self.counts[:, codes, bands, t]

@@ -267,8 +267,7 @@ class ChunkScorer:
         rec_expected = cents(at_rec(d.expected_cost))
         comparable = known & d.allowed[r, ch] & has_rec
         countries = frame["destination_country"].tolist()
-        support = self.model.support_of(scored.channel_ids, cands.value_usd, countries)
-        events = self.model.support_events_of(scored.channel_ids, cands.value_usd, countries)
+        support, events = self.model.support_cells(scored.channel_ids, cands.value_usd, countries)
         low = ((support >= 0) & (support < self.support_min)) | (
             (events >= 0) & (events < self.support_min_events)
         )

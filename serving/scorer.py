@@ -216,8 +216,7 @@ class Scorer:
         country = [record["destination_country"]]
         at_i = table.value_usd[i : i + 1]
         cells = np.array([ids], dtype=object)
-        support = self.model.support_of(cells, at_i, country)[0].tolist()
-        events = self.model.support_events_of(cells, at_i, country)[0].tolist()
+        support, events = (c[0].tolist() for c in self.model.support_cells(cells, at_i, country))
         uninsured = _nums(decision.expected_cost_uninsured[i, :k])
         profit = _nums(decision.expected_profit[i, :k])
         certain = _nums(decision.utility[i, :k])

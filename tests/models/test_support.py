@@ -16,7 +16,7 @@ from shiprisk.models.risk_model import (
     RiskModel,
     model_digest,
 )
-from shiprisk.models.support import VALUE_BANDS, lookup, value_band
+from shiprisk.models.support import VALUE_BANDS, SupportGrid, lookup, value_band
 from shiprisk.training.config import load_config
 from shiprisk.training.train import load_training_frame, time_split
 
@@ -67,6 +67,37 @@ def test_support_lookup_reads_the_cells_and_knows_when_it_has_none(champion_mode
     )
     assert got.tolist() == [[n_common, 0]]
     assert lookup(None, np.array([channel], dtype=object), 10.0, 1).tolist() == [-1]
+
+
+def test_the_dense_grid_answers_what_the_stored_cells_say(champion_model) -> None:
+    """The answer path's grid (built once per model) agrees with the per-cell lookup on every
+    stored cell, on channels and tiers the model never saw, and for the events minimum."""
+    tables = [champion_model.support, *champion_model.support_events.values()]
+    value = {"<25": 10.0, "25-100": 50.0, "100-300": 200.0, "300-500": 400.0, ">=500": 900.0}
+    keys = sorted(set().union(*tables))
+    ids = np.array([[k.split("|")[0], "no_such_line"] for k in keys], dtype=object)
+    values = np.array([value[k.split("|")[1]] for k in keys])
+    tiers = np.array([int(k.split("|")[2][4:]) for k in keys])
+    got = SupportGrid(tables).lookup(ids, values, tiers)
+    for k, table in enumerate(tables):
+        want = lookup(table, ids, values[:, None], tiers[:, None])
+        assert got[k].tolist() == want.tolist()
+    assert SupportGrid(tables).lookup(ids[:1], values[:1], [7])[:, 0, 0].tolist() == [0] * 3
+    countries = ["US"] * len(keys)
+    shipments, events = champion_model.support_cells(ids, values, countries)
+    assert shipments.tolist() == champion_model.support_of(ids, values, countries).tolist()
+    mins = np.minimum.reduce(
+        [
+            lookup(
+                t,
+                ids,
+                values[:, None],
+                champion_model.featurizer.destination_attribute("risk_tier", countries)[:, None],
+            )
+            for t in tables[1:]
+        ]
+    )
+    assert events.tolist() == mins.tolist()
 
 
 def test_support_survives_save_and_load_and_is_checksummed(champion_model, tmp_path) -> None:
