@@ -5,8 +5,9 @@
 recommended channel (``Scorer.explain``: occlusion against the typical shipment, one
 predict call per head) are timed separately, target p50 <= 300 µs. The stages are timed
 one by one so the time can be placed: candidates_for_shipment, encode_channels,
-predict_matrix, decide, plus request validation and response JSON (which the HTTP path
-adds).
+predict_matrix, decide, the seller actions (``measured_actions``: each applicable order
+change re-scored on the recommended channel, one scoring-path call), plus request
+validation and response JSON (which the HTTP path adds).
 """
 
 from __future__ import annotations
@@ -59,8 +60,10 @@ def main() -> None:
 
     common.configure_env()
     from shiprisk.data.contract import SHIPMENT_FIELDS
+    from shiprisk.decisions.action_savings import measured_actions, recommended_shipments
     from shiprisk.decisions.candidates import candidate_carriers, candidates_for_shipment
     from shiprisk.decisions.policy import decide
+    from shiprisk.decisions.scoring import score
     from shiprisk.serving.explain import factor_contributions
     from shiprisk.serving.schemas import ModelRef, ScoreRequest
     from shiprisk.serving.scorer import Scorer
@@ -91,6 +94,11 @@ def main() -> None:
             candidate_carriers(catalog, table.channel_index),
         )
         rec = int(d.recommended[0])
+        shipments = recommended_shipments(
+            score(model, catalog, [record], costs, chosen=[req.channel_id]),
+            [record],
+            chosen=[req.channel_id],
+        )
         prepared.append(
             {
                 "req": req,
@@ -101,6 +109,7 @@ def main() -> None:
                 "pl": pl,
                 "pj": pj,
                 "rec": rec,
+                "recommended": list(shipments.values()),
             }
         )
     channels = np.array([len(p["ids"]) for p in prepared])
@@ -130,6 +139,9 @@ def main() -> None:
                 candidate_carriers(catalog, p["table"].channel_index),
             ),
             prepared,
+        ),
+        "actions": time_each(
+            lambda p: measured_actions(model, catalog, p["recommended"], costs), prepared
         ),
         "request_validation": time_each(lambda b: ScoreRequest.model_validate(b), bodies),
     }
@@ -204,6 +216,7 @@ def main() -> None:
         "encode_channels",
         "predict_matrix",
         "decide",
+        "actions",
         "request_validation",
         "response_json",
         "explain_factor_contributions",

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from shiprisk.data.catalogs import Catalog
+from shiprisk.decisions.actions import changed_order
 from shiprisk.decisions.candidates import shipment_arrays
 from shiprisk.decisions.costs import Constraints, SellerCosts
 from shiprisk.models.risk_model import RiskModel
@@ -45,7 +46,8 @@ CHANGES: tuple[tuple[str, str, Any, str], ...] = (
         "ship_ddp",
         "duties_terms",
         "DDP",
-        "Ship DDP (prepay the duties) so the buyer owes nothing on delivery.",
+        "Ship DDP (prepay the duties) so the buyer owes nothing on delivery. The figure "
+        "counts the duties you then pay.",
     ),
 )
 
@@ -113,7 +115,7 @@ def alternatives(
     from shiprisk.decisions.scoring import score  # scoring is this module's caller's path
 
     changed: list[tuple[int, str, str, dict[str, Any]]] = [
-        (i, code, text, {**record, field: value})
+        (i, code, text, changed_order(record, field, value))
         for i, record in enumerate(records)
         for code, field, value, text in CHANGES
         if record.get(field) != value or code == "confirm_with_buyer"  # always worth asking

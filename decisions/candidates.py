@@ -20,6 +20,10 @@ from shiprisk.decisions.costs import SellerCosts
 
 UNKNOWN_CHANNEL_REASON = "unknown channel (not in the catalog)"
 """Why a channel the catalog does not know is never eligible (online and batch)."""
+DUTIES_ABSORBED = "duties_absorbed"
+"""Cost-side record key (never a model input), like ``sale_value``: true = the seller pays the
+import duties out of the sale (an order sold DDU and shipped DDP: the buyer's price did not
+include them). Set by the ``ship_ddp`` action's changed order (docs/policy.md)."""
 
 
 @dataclass
@@ -57,6 +61,9 @@ class CandidateTable:
     """(n,) bool: the buyer owes the duties (DDU); DDP = the seller prepaid them."""
     sale_usd: np.ndarray | None = None
     """(n,) what the buyer paid in USD (the request's ``sale_value``, else the declared value)."""
+    duties_absorbed: np.ndarray | None = None
+    """(n,) bool: the seller pays the duties of every parcel that clears customs
+    (:data:`DUTIES_ABSORBED`); None = nobody does."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -105,6 +112,7 @@ def build_candidates(
     quoted_premium: np.ndarray | None = None,
     is_ddu: np.ndarray | None = None,
     sale_usd: np.ndarray | None = None,
+    duties_absorbed: np.ndarray | None = None,
     costs: SellerCosts,
 ) -> CandidateTable:
     """Price, insurance terms and eligibility of each (shipment, candidate channel).
@@ -214,6 +222,9 @@ def build_candidates(
         bills_refused_duties=v["bills_refused_duties"],
         is_ddu=np.zeros(n, bool) if is_ddu is None else np.atleast_1d(np.asarray(is_ddu, bool)),
         sale_usd=value if sale_usd is None else np.atleast_1d(np.asarray(sale_usd, float)),
+        duties_absorbed=(
+            None if duties_absorbed is None else np.atleast_1d(np.asarray(duties_absorbed, bool))
+        ),
     )
 
 
@@ -277,21 +288,31 @@ def shipment_arrays(catalog: Catalog, shipments: Any) -> dict[str, Any]:
 
 
 def shipment_terms(catalog: Catalog, shipments: Any, value_usd: np.ndarray) -> dict[str, Any]:
-    """The cost-side keyword arrays of :func:`build_candidates` (duties terms, sale value):
-    not eligibility inputs, so kept apart from :func:`shipment_arrays`. ``sale_value`` (in the
-    shipment's currency) is optional per record / column; missing or null = declared value."""
+    """The cost-side keyword arrays of :func:`build_candidates` (duties terms, sale value,
+    duties absorbed): not eligibility inputs, so kept apart from :func:`shipment_arrays`.
+    ``sale_value`` (in the shipment's currency) is optional per record / column; missing or
+    null = declared value. :data:`DUTIES_ABSORBED` is optional too (missing = false)."""
+    absorbed: Any = None
     if hasattr(shipments, "columns"):
         # duties terms unknown (absent): costed as not DDU
         terms = shipments.get("duties_terms")
         ddu = np.zeros(len(shipments), bool) if terms is None else terms.to_numpy() == "DDU"
         sale = shipments["sale_value"].to_numpy() if "sale_value" in shipments else None
         currency = shipments["currency"].to_numpy()
+        if DUTIES_ABSORBED in shipments:
+            absorbed = shipments[DUTIES_ABSORBED].fillna(False).to_numpy(dtype=bool)
     else:
         ddu = np.asarray([r.get("duties_terms") == "DDU" for r in shipments], dtype=bool)
         sale = [r.get("sale_value") for r in shipments]
         sale = None if all(x is None for x in sale) else sale
         currency = [r["currency"] for r in shipments]
-    out: dict[str, Any] = {"is_ddu": np.asarray(ddu, dtype=bool), "sale_usd": None}
+        if any(r.get(DUTIES_ABSORBED) for r in shipments):
+            absorbed = [r.get(DUTIES_ABSORBED) is True for r in shipments]
+    out: dict[str, Any] = {
+        "is_ddu": np.asarray(ddu, dtype=bool),
+        "sale_usd": None,
+        "duties_absorbed": None if absorbed is None else np.asarray(absorbed, dtype=bool),
+    }
     if sale is not None:
         sale_usd = np.asarray(pd_float(sale), dtype=float) * catalog.usd_rate(currency)
         out["sale_usd"] = np.where(np.isnan(sale_usd), value_usd, sale_usd)

@@ -18,6 +18,14 @@ MONEY_DECIMALS = 2
 """Every money figure a user sees (API answers, batch rows, reports) is rounded to the cent."""
 
 
+ACTION_MIN_SAVING_USD = 0.50
+"""Default of ``SellerCosts.action_min_saving_usd``: a seller action is shown only when it lowers
+the expected cost by more than this (docs/policy.md, "Seller actions"). Chosen: half a dollar
+is about what a minute of the seller's time (a message to the buyer, another label) is worth,
+and it keeps the effort and material an action costs but the cost model does not price (a
+box instead of a mailer) from making a near-zero effect worth showing."""
+
+
 def cents(value: Any) -> Any:
     """``value`` (a float, None, or a numpy array) rounded to the cent; decisions are taken on
     the exact figures first, so rounding only changes what is shown."""
@@ -143,6 +151,26 @@ class SellerCosts(BaseModel):
         "cost delay_cost_per_day_usd per day beyond it; null = no promise (then the delay "
         "cost counts every transit day, as before).",
     )
+    postage_covered_share: Number = Field(
+        default=1.0,
+        ge=0,
+        le=2,
+        allow_inf_nan=False,
+        description="Share of the standard postage (the cheapest channel's price for this "
+        "order) that the buyer's payment covers: a shipping fee, or shipping priced into a "
+        "'free shipping' listing. Added to the order's revenue whatever channel is chosen, so "
+        "it never changes the channel, only whether the order pays. 1 = the price covers "
+        "standard postage; 0 = postage comes out of the goods margin.",
+    )
+    action_min_saving_usd: Number = Field(
+        default=ACTION_MIN_SAVING_USD,
+        ge=0,
+        le=10_000,
+        allow_inf_nan=False,
+        description="A seller action (verify the address, use a box, ship DDP, ...) is shown "
+        "only when re-scoring the order with it lowers the expected cost by more than this, "
+        "USD.",
+    )
 
 
 class Constraints(BaseModel):
@@ -180,6 +208,7 @@ TODAYS_COST_MODEL: dict[str, Any] = {
     "promised_days": None,
     "liability_paid_probability": 0.8,
     "refused_returned_share": 1.0,
+    "postage_covered_share": 0.0,
 }
 """Settings that reproduce the cost model before issue 16 (risk-neutral, no duties, no claims,
 80 % carrier payouts, every refused parcel returns); the decision evaluation's honesty check.

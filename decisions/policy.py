@@ -162,8 +162,16 @@ def _terms(
         lost = g * sale + price + defect
         returned = u * g * sale + (cands.return_cost_ratio + _ONE) * price + duties
         abandoned = g * sale + price + duties
+    # An order sold DDU and shipped DDP (the ship_ddp action): the seller pays the duties of
+    # every parcel that clears customs; a refused one's are in ``duties`` already (DDP).
+    absorbed = (
+        None
+        if cands.duties_absorbed is None
+        else _f(costs.duties_rate) * value * cands.duties_absorbed[:, None]
+    )
     fallback_paid = 0.8 if costs.liability_paid_probability is None else None
     return {
+        "absorbed": absorbed,
         "sale": sale,
         "value": value,
         "liability": liability,
@@ -274,7 +282,11 @@ def decide(
             insured_br += both
     p_delivered = np.maximum(p_delivered, 0.0)
     claim = _f(costs.untracked_claim_rate) * (cands.tracking_level == 0)
-    delivered = [(p_delivered * (_ONE - claim), np.zeros((n, k))), (p_delivered * claim, t["lost"])]
+    on_delivery = np.zeros((n, k)) if t["absorbed"] is None else t["absorbed"]
+    delivered = [
+        (p_delivered * (_ONE - claim), on_delivery),
+        (p_delivered * claim, t["lost"] + on_delivery),
+    ]
     p_late, days_late = lateness(cands, costs)
     fixed = price + p_delivered * p_late * _f(costs.defect_cost_usd)
     if costs.delay_cost_per_day_usd:
@@ -294,11 +306,10 @@ def decide(
     insure = ce_insured < ce_plain + _f(costs.risk_aversion - 1.0) * expected_payout
     expected = np.where(insure, insured, uninsured)
     ce_cost = np.where(insure, ce_insured, ce_plain)
-    margin = (_ONE - _f(costs.goods_cost_ratio)) * sale
-
     ineligible = ~cands.eligible
     unscored = np.isnan(expected)
     usable = ~(ineligible | unscored)
+    margin = (_ONE - _f(costs.goods_cost_ratio)) * sale + _postage_income(price, usable, costs)
     passes = [] if constraints is None else _constraint_passes(cands, constraints, carriers)
     allowed = usable
     for _, ok in passes:
@@ -351,6 +362,17 @@ def decide(
         ship=best_utility >= -_f(costs.cancel_cost_usd),
         best_utility=best_utility,
     )
+
+
+def _postage_income(price: np.ndarray, usable: np.ndarray, costs: SellerCosts) -> np.ndarray:
+    """(n, 1) what the buyer's payment covers of the postage: ``postage_covered_share`` of
+    the cheapest usable channel's price (0 where none is usable). The same on every option,
+    so the channel ranking never depends on it, only the ship / do-not-ship verdict does."""
+    share = _f(costs.postage_covered_share)
+    if not share or price.shape[1] == 0:
+        return np.zeros((price.shape[0], 1))
+    cheapest = np.where(usable, price, _INF).min(axis=1, keepdims=True)
+    return share * np.where(np.isfinite(cheapest), cheapest, 0.0)
 
 
 _f = np.float64

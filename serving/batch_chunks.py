@@ -172,7 +172,7 @@ class ChunkScorer:
         self.channel_index = pd.Index(self.channel_ids)
         self.explain = explain
         self.schema = output_schema(explain)
-        self.notes = RowNotes(model, self.catalog)
+        self.notes = RowNotes(model, self.catalog, costs)
         self.support_min = get_settings().support_min
         self.support_min_events = get_settings().support_min_events
         self.sources = json.dumps(model.sources)

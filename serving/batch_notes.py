@@ -2,7 +2,8 @@
 
 The same texts ``POST /score`` answers with (:mod:`shiprisk.serving.notices`,
 :func:`~shiprisk.decisions.candidates.ineligibility_reasons`, :mod:`shiprisk.serving.explain`,
-:func:`~shiprisk.decisions.actions.mitigations`), laid out as text columns: lists are JSON.
+:func:`~shiprisk.decisions.action_savings.measured_actions`), laid out as text columns: lists
+are JSON.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import pandas as pd
 
 from shiprisk.data.catalogs import Catalog
 from shiprisk.data.contract import SHIPMENT_FIELDS
+from shiprisk.data.extras import PREFIX
 from shiprisk.data.outcomes import EVENTS
+from shiprisk.decisions.action_savings import measured_actions, recommended_shipments
 from shiprisk.decisions.candidates import ineligibility_reasons
 from shiprisk.decisions.policy import blocked_reasons
 from shiprisk.serving.notices import no_recommendation_warning, shipment_warnings
 
 if TYPE_CHECKING:
+    from shiprisk.decisions.costs import SellerCosts
     from shiprisk.decisions.scoring import Scored
     from shiprisk.models.risk_model import RiskModel
 
@@ -33,9 +37,10 @@ def unknown_channel_note(channel_id: str) -> str:
 class RowNotes:
     """Per-row texts of one chunk; warnings are cached per (country, channel)."""
 
-    def __init__(self, model: RiskModel, catalog: Catalog) -> None:
+    def __init__(self, model: RiskModel, catalog: Catalog, costs: SellerCosts) -> None:
         self.model = model
         self.catalog = catalog
+        self.costs = costs
         self._warnings: dict[tuple[str, str], list[str]] = {}
 
     def warnings(self, country: str, channel_id: str) -> list[str]:
@@ -76,8 +81,7 @@ class RowNotes:
         blocked = known & ~ineligible & ~d.allowed[r, ch]
         records: list[dict[str, Any]] | None = None
         if ineligible.any() or blocked.any() or explain:
-            # an optional column the file lacks: unknown (NaN) in every record
-            records = frame.reindex(columns=list(SHIPMENT_FIELDS)).to_dict("records")
+            records = self._records(frame)
         for i in np.flatnonzero(~known & has_rec):
             no_saving[i] = unknown_channel_note(chosen_ids[i])
         for i in np.flatnonzero(ineligible & has_rec):
@@ -94,14 +98,33 @@ class RowNotes:
                 )
         out = {"warnings": warnings, "no_saving_reason": no_saving}
         if explain:
-            out.update(self._explain(records or [], scored, has_rec))
+            out.update(self._explain(records or [], scored, has_rec, chosen_ids))
         return out
 
+    def _records(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        """The rows as /score's records: contract fields (an optional column the file lacks:
+        unknown, NaN), the model's extras under ``extra`` and the cost-side sale value."""
+        records = frame.reindex(columns=list(SHIPMENT_FIELDS)).to_dict("records")
+        specs = self.model.featurizer.extras_
+        present = [name for name in specs if PREFIX + name in frame]
+        if present:
+            columns = {name: frame[PREFIX + name].tolist() for name in present}
+            for i, record in enumerate(records):
+                record["extra"] = {name: values[i] for name, values in columns.items()}
+        if "sale_value" in frame:
+            for record, sale in zip(records, frame["sale_value"].tolist(), strict=True):
+                record["sale_value"] = sale
+        return records
+
     def _explain(
-        self, records: list[dict[str, Any]], scored: Scored, has_rec: np.ndarray
+        self,
+        records: list[dict[str, Any]],
+        scored: Scored,
+        has_rec: np.ndarray,
+        chosen_ids: list[str],
     ) -> dict[str, np.ndarray]:
-        """/score's ``reasons`` and ``actions`` for the recommended channel ("[]": none)."""
-        from shiprisk.decisions.actions import mitigations
+        """/score's ``reasons`` and ``actions`` for the recommended channel ("[]": none); the
+        chunk's actions are measured in one scoring-path call."""
         from shiprisk.serving import explain as explain_mod
 
         m = len(records)
@@ -120,13 +143,10 @@ class RowNotes:
                 *explain_mod.explain(self.model, {**record, "channel_id": channel_id}, x),
             ]
             reasons[i] = json.dumps([r.__dict__ for r in found], ensure_ascii=False, default=float)
-            todo = mitigations(
-                record,
-                destination=self.catalog.destination_by_country.get(record["destination_country"]),
-                recommended_channel=self.catalog.channels[int(rec[i])],
-                value_usd=float(scored.table.value_usd[i]),
-            )
-            actions[i] = json.dumps(todo, ensure_ascii=False)
+        shipments = recommended_shipments(scored, records, chosen=chosen_ids)
+        measured = measured_actions(self.model, self.catalog, list(shipments.values()), self.costs)
+        for i, todo in zip(shipments, measured, strict=True):
+            actions[i] = json.dumps([a.__dict__ for a in todo], ensure_ascii=False)
         return {"reasons": reasons, "actions": actions}
 
     def _channel_rows(self, scored: Scored, i: int) -> list[SimpleNamespace]:

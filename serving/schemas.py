@@ -25,7 +25,7 @@ from pydantic import (
 from shiprisk.data.catalogs import Tracking
 from shiprisk.data.contract import ShipmentRequest
 from shiprisk.data.outcomes import EVENT_KEYS, EVENTS
-from shiprisk.decisions.costs import Constraints, SellerCosts, cents
+from shiprisk.decisions.costs import ACTION_MIN_SAVING_USD, Constraints, SellerCosts, cents
 
 HARD_MAX_BATCH = 10_000
 """Schema-level ceiling; the configurable limit (smaller) answers 413 in the handler."""
@@ -297,10 +297,21 @@ class Reason(BaseModel):
 
 
 class Action(BaseModel):
-    """A step the seller can take to lower the risk."""
+    """A step the seller can take that lowers the expected cost, measured by re-scoring."""
 
-    code: str = Field(description="Stable id of the action, e.g. 'verify_address'.")
+    code: str = Field(
+        description="Stable id of the action: verify_address, use_box, "
+        "remove_valuable_wording, switch_to_prepaid, ship_ddp, add_tax_id or switch_channel "
+        "(ship on the recommended channel instead of the request's channel_id)."
+    )
     text: str = Field(description="What to do and why, in one or two sentences.")
+    saving_usd: Money = _money(
+        "How much the action lowers the expected cost: the order scored again with the change "
+        "on the recommended channel (switch_channel: the request's channel vs the "
+        "recommendation), the expected costs rounded to the cent, then subtracted. Actions "
+        "are shown only above costs.action_min_saving_usd (default "
+        f"{ACTION_MIN_SAVING_USD:.2f}), largest first. In"
+    )
 
 
 class Alternative(BaseModel):
@@ -359,7 +370,11 @@ class ScoreResponse(BaseModel):
         description="Up to three factors per outcome that raise its risk most on the "
         "recommended channel; empty without a recommendation."
     )
-    actions: list[Action] = Field(description="Seller actions that lower the risk.")
+    actions: list[Action] = Field(
+        description="Seller actions that lower the expected cost by more than "
+        "costs.action_min_saving_usd, each with its measured saving, largest first; empty "
+        "without a recommendation."
+    )
     warnings: list[str] = Field(
         description="Things to know about this answer (unknown country or channel, no "
         "recommendation); empty when none."

@@ -20,7 +20,7 @@ from pydantic import TypeAdapter
 from shiprisk.data.catalogs import TRACKING_NAMES, Catalog, load_catalog
 from shiprisk.data.contract import SHIPMENT_FIELDS
 from shiprisk.data.outcomes import EVENTS
-from shiprisk.decisions.actions import mitigations
+from shiprisk.decisions.action_savings import measured_actions, recommended_shipments
 from shiprisk.decisions.alternatives import alternatives, no_channel_reason, verdict
 from shiprisk.decisions.candidates import ineligibility_reasons
 from shiprisk.decisions.costs import SellerCosts, cents, resolve_costs
@@ -138,6 +138,16 @@ class Scorer:
             self._answer(r, record, scored, i, with_reasons)
             for i, (r, record) in enumerate(zip(requests, records, strict=True))
         ]
+        # What the seller can do, each action re-scored: one more scoring-path call per group.
+        shipments = recommended_shipments(
+            scored,
+            records,
+            chosen=[r.channel_id for r in requests],
+            candidates=[r.candidates for r in requests],
+        )
+        found = measured_actions(self.model, self.catalog, list(shipments.values()), costs)
+        for i, actions in zip(shipments, found, strict=True):
+            answers[i].actions = [Action(**a.__dict__) for a in actions]
         # Say why, and what would make the order pay: one more scoring-path call per group.
         pending = [i for i, answer in enumerate(answers) if answer.verdict not in (None, "ship")]
         if pending:
@@ -286,18 +296,12 @@ class Scorer:
                 *self.explain(record, best.channel_id, x),
             ]
             reasons = [Reason(**r.__dict__) for r in found]
-        actions = mitigations(
-            record,
-            destination=self.catalog.destination_by_country.get(record["destination_country"]),
-            recommended_channel=self._channel(best.channel_id),
-            value_usd=float(table.value_usd[i]),
-        )
         return ScoreResponse(
             order_id=request.order_id,
             channels=channels,
             recommendation=recommendation,
             reasons=reasons,
-            actions=[Action(**a) for a in actions],
+            actions=[],  # measured for the whole group in _score_group
             warnings=warnings,
             model=self.ref,
             catalog=self.catalog_ref,

@@ -204,9 +204,11 @@ CHOSEN_TERMS: tuple[str, ...] = (
     "risk_tolerance_usd",
     "liability_paid_probability",
     "refused_returned_share",
+    "postage_covered_share",
 )
-"""Cost terms whose default is "chosen" (docs/policy.md); the last two are per-channel
-catalog columns (defaults by channel type), scaled channel by channel."""
+"""Cost terms whose default is "chosen" (docs/policy.md); liability_paid_probability and
+refused_returned_share are per-channel catalog columns (defaults by channel type), scaled
+channel by channel."""
 _CATALOG_TERMS = ("liability_paid_probability", "refused_returned_share")
 _AT_MOST_ONE = ("goods_cost_ratio", "unrecoverable_share", "claim_paid_probability")
 

@@ -35,7 +35,9 @@ def cell(**overrides) -> CandidateTable:
         returned_share=0.5,
         bills_refused_duties=False,
     )
-    per_shipment = dict(value_usd=200.0, weight_kg=1.0, is_ddu=False, sale_usd=200.0)
+    per_shipment = dict(
+        value_usd=200.0, weight_kg=1.0, is_ddu=False, sale_usd=200.0, duties_absorbed=False
+    )
     for key in list(overrides):
         if key in per_shipment:
             per_shipment[key] = overrides.pop(key)
@@ -57,16 +59,18 @@ def run(table: CandidateTable, costs: SellerCosts = NEUTRAL):
 #   abandoned = S + duty                      = 200 + 30                  = 230
 #   refused   = 0.5 x 180 + 0.5 x 230                                     = 205
 #   expected cost = 10 + 0.05 x 185 + 0.1 x 205                           = 39.75
-#   expected profit = (1 - g) S - cost = 120 - 39.75                      = 80.25
+#   expected profit = (1 - g) S + m P - cost = 120 + 10 - 39.75           = 90.25
+# (m = 1: the order's price covers the cheapest channel's postage, here the one channel's 10)
 DDP_COST = 39.75
+REVENUE = 120.0 + 10.0
 
 
 def test_ddp_refusal_loses_the_duties_and_abandoned_parcels_the_goods():
     d = run(cell())
     assert d.expected_cost[0, 0] == pytest.approx(DDP_COST)
-    assert d.expected_profit[0, 0] == pytest.approx(120.0 - DDP_COST)
-    assert d.utility[0, 0] == pytest.approx(120.0 - DDP_COST)  # risk-neutral: CE = mean
-    assert d.ship[0] and d.best_utility[0] == pytest.approx(80.25)
+    assert d.expected_profit[0, 0] == pytest.approx(REVENUE - DDP_COST)
+    assert d.utility[0, 0] == pytest.approx(REVENUE - DDP_COST)  # risk-neutral: CE = mean
+    assert d.ship[0] and d.best_utility[0] == pytest.approx(90.25)
 
 
 def test_ddu_refusal_costs_duties_only_where_the_carrier_bills_them():
@@ -75,6 +79,23 @@ def test_ddu_refusal_costs_duties_only_where_the_carrier_bills_them():
     # DDU on a courier that bills refused duties to the shipper: as DDP.
     billed = run(cell(is_ddu=True, bills_refused_duties=True))
     assert billed.expected_cost[0, 0] == pytest.approx(DDP_COST)
+
+
+def test_duties_absorbed_are_paid_on_every_parcel_that_clears_customs():
+    # An order sold DDU and shipped DDP (the ship_ddp action): the seller pays the 30 USD of
+    # duties on each delivered parcel, 0.85 x 30 = 25.50 USD more; a refused parcel's are in
+    # the refusal cost already (DDP), a lost parcel's are not charged.
+    absorbed = run(cell(duties_absorbed=True))
+    assert absorbed.expected_cost[0, 0] == pytest.approx(DDP_COST + 0.85 * 30.0)
+    # Untracked: the delivered parcels that draw a 'not received' claim paid them too.
+    plain = run(cell(tracking_level=0)).expected_cost[0, 0]
+    both = run(cell(tracking_level=0, duties_absorbed=True)).expected_cost[0, 0]
+    assert both == pytest.approx(plain + 0.85 * 30.0)
+    # Risk-averse: the certainty equivalent falls too, by less than the duties (they are paid
+    # on the good branches, so the spread of outcomes narrows).
+    averse = SellerCosts(risk_tolerance_usd=500.0)
+    shift = run(cell(duties_absorbed=True), averse).utility - run(cell(), averse).utility
+    assert -30.0 < shift[0, 0] < -0.85 * 30.0 + 5.0
 
 
 def test_every_refused_parcel_returned_vs_abandoned():
@@ -98,10 +119,10 @@ def test_carrier_payout_probability_is_per_channel_unless_the_seller_sets_it():
 
 def test_sale_value_is_refunded_while_liability_pays_on_the_declared_value():
     # S = 300, V = 200: lost 305 - 20 = 285; returned 0.72 x 300 + 6 + 30 = 252; abandoned
-    # 330; refused 291. Cost 10 + 14.25 + 29.1 = 53.35; profit 0.6 x 300 - 53.35 = 126.65.
+    # 330; refused 291. Cost 10 + 14.25 + 29.1 = 53.35; profit 0.6 x 300 + 10 - 53.35.
     d = run(cell(sale_usd=300.0))
     assert d.expected_cost[0, 0] == pytest.approx(53.35)
-    assert d.expected_profit[0, 0] == pytest.approx(126.65)
+    assert d.expected_profit[0, 0] == pytest.approx(136.65)
 
 
 def test_lateness_against_a_promise():
@@ -120,7 +141,7 @@ def test_lateness_against_a_promise():
 def test_certainty_equivalent_is_the_cara_value_of_the_branches():
     # Branches (probability, profit) written out by hand; CE = -R log E[exp(-profit / R)].
     r = 100.0
-    base = 120.0 - 10.0
+    base = REVENUE - 10.0
     branches = [
         (0.85, base),
         (0.05 * 0.5, base - (205.0 - 40.0)),  # lost, the carrier pays its 40
@@ -132,7 +153,7 @@ def test_certainty_equivalent_is_the_cara_value_of_the_branches():
     d = run(cell(), SellerCosts(risk_tolerance_usd=r))
     assert d.utility[0, 0] == pytest.approx(expected)
     assert d.utility[0, 0] < d.expected_profit[0, 0]  # risk costs the seller something
-    assert d.expected_profit[0, 0] == pytest.approx(120.0 - DDP_COST)  # the mean is unchanged
+    assert d.expected_profit[0, 0] == pytest.approx(REVENUE - DDP_COST)  # the mean is unchanged
 
 
 def test_risk_aversion_buys_insurance_a_neutral_seller_would_not():
@@ -152,12 +173,56 @@ def test_risk_aversion_buys_insurance_a_neutral_seller_would_not():
 
 
 def test_every_option_losing_money_is_do_not_ship_but_shipping_can_still_beat_declining():
-    # S = 20: margin 12 < the cost, so best_utility < 0; shipping (-x) vs declining (-5).
-    d = run(cell(value_usd=20.0, sale_usd=20.0, price_usd=14.0))
+    # S = 20, the seller pays the postage (m = 0): margin 12 < the cost, so best_utility < 0;
+    # shipping (-x) vs declining (-5).
+    absorbs = NEUTRAL.model_copy(update={"postage_covered_share": 0.0})
+    d = run(cell(value_usd=20.0, sale_usd=20.0, price_usd=14.0), absorbs)
     assert d.best_utility[0] < 0
     assert d.ship[0] == (d.best_utility[0] >= -NEUTRAL.cancel_cost_usd)
-    worse = run(cell(value_usd=20.0, sale_usd=20.0, price_usd=30.0))
+    worse = run(cell(value_usd=20.0, sale_usd=20.0, price_usd=30.0), absorbs)
     assert not worse.ship[0]
+    # When the order's price covers the postage, the same parcel pays: the risk costs
+    # (~3 USD) are below the margin.
+    assert run(cell(value_usd=20.0, sale_usd=20.0, price_usd=14.0)).best_utility[0] > 0
+
+
+def test_covered_postage_moves_every_option_alike_and_never_the_choice():
+    # Two channels: 6 USD untracked-ish and 15 USD; the order's price covers m x 6 USD.
+    table = CandidateTable(
+        **{
+            k: np.array([[a, b]])
+            for k, (a, b) in dict(
+                channel_index=(0, 1),
+                eligible=(True, True),
+                price_usd=(6.0, 15.0),
+                premium_usd=(np.nan, 1.5),
+                liability_usd=(0.0, 100.0),
+                max_cover_usd=(0.0, 1000.0),
+                insurable=(False, True),
+                transit_days=(20.0, 8.0),
+                tracking_level=(0, 2),
+                return_cost_ratio=(0.0, 0.8),
+                transit_days_min=(15.0, 6.0),
+                transit_days_max=(25.0, 10.0),
+                liability_paid=(0.0, 0.9),
+                returned_share=(0.1, 0.9),
+                bills_refused_duties=(False, True),
+            ).items()
+        },
+        **{
+            k: np.array([v])
+            for k, v in dict(value_usd=150.0, weight_kg=0.5, is_ddu=True, sale_usd=150.0).items()
+        },
+    )
+    probs = {"loss": np.array([[0.04, 0.005]]), "reject": np.array([[0.03, 0.02]])}
+    runs = {m: decide(table, probs, SellerCosts(postage_covered_share=m)) for m in (0.0, 0.5, 1.0)}
+    for m, d in runs.items():
+        shift = d.expected_profit - runs[0.0].expected_profit
+        assert shift == pytest.approx(np.full((1, 2), m * 6.0))
+        assert d.utility - runs[0.0].utility == pytest.approx(np.full((1, 2), m * 6.0))
+        assert d.recommended[0] == runs[0.0].recommended[0]
+        assert (d.insure == runs[0.0].insure).all()
+        assert (d.expected_cost == runs[0.0].expected_cost).all()
 
 
 def test_catalog_columns_default_by_channel_type_and_accept_explicit_values():

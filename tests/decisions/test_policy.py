@@ -13,8 +13,9 @@ from pydantic import ValidationError
 
 from shiprisk.data.catalogs import load_catalog
 from shiprisk.data.contract import GOODS_CATEGORIES, example_request
-from shiprisk.decisions.actions import RULES, mitigations
+from shiprisk.decisions.actions import ACTION_CODES, applicable, changed_order
 from shiprisk.decisions.candidates import (
+    DUTIES_ABSORBED,
     CandidateTable,
     build_candidates,
     candidate_carriers,
@@ -529,29 +530,24 @@ def test_settings_models_bounds_and_overrides():
 # -- seller actions ----------------------------------------------------------------------------
 
 
-def channel(channel_id: str):
-    return CATALOG.channels[IDS.index(channel_id)]
-
-
 @pytest.mark.parametrize(
-    ("overrides", "channel_id", "codes"),
+    ("overrides", "codes"),
     [
-        ({}, "epacket", []),
-        ({"address_quality": "unverified"}, "epacket", ["verify_address"]),
-        ({"address_quality": "corrected"}, "epacket", ["verify_address"]),
-        ({"packaging": "envelope", "goods_category": "electronics"}, "epacket", ["use_box"]),
-        ({"packaging": "poly_mailer", "fragile": True}, "epacket", ["use_box"]),
-        ({"packaging": "poly_mailer"}, "epacket", []),  # apparel in a mailer is fine
-        ({"valuable_wording": True}, "epacket", ["remove_valuable_wording"]),
-        ({"payment_method": "cod", "destination_country": "AE"}, "aramex", ["switch_to_prepaid"]),
-        ({"payment_method": "cod"}, "epacket", []),  # US is risk tier 1
-        ({"duties_terms": "DDU", "destination_country": "IN"}, "epacket", ["ship_ddp"]),
-        ({"duties_terms": "DDU", "destination_country": "DE"}, "epacket", []),  # customs tier 1
-        ({"destination_country": "BR"}, "epacket", ["add_tax_id"]),
-        ({"destination_country": "BR", "recipient_tax_id_present": True}, "epacket", []),
-        ({"declared_value": 120.0}, "cnpost_untracked", ["use_tracked_channel"]),
-        ({"declared_value": 30.0}, "cnpost_untracked", []),  # cheap enough to go untracked
-        ({"declared_value": 100.0, "currency": "CNY"}, "cnpost_untracked", []),  # ~14 USD
+        ({}, []),
+        ({"address_quality": "unverified"}, ["verify_address"]),
+        ({"address_quality": "corrected"}, ["verify_address"]),
+        ({"address_quality": None}, []),  # unknown: nothing to change
+        ({"packaging": "envelope"}, ["use_box"]),
+        ({"packaging": "poly_mailer"}, ["use_box"]),
+        ({"packaging": "reinforced_box"}, []),
+        ({"valuable_wording": True}, ["remove_valuable_wording"]),
+        ({"valuable_wording": float("nan")}, []),
+        ({"payment_method": "cod"}, ["switch_to_prepaid"]),
+        ({"duties_terms": "DDU"}, ["ship_ddp"]),
+        ({"destination_country": "BR"}, ["add_tax_id"]),  # BR requires it, it is missing
+        ({"destination_country": "BR", "recipient_tax_id_present": True}, []),
+        ({"destination_country": "BR", "recipient_tax_id_present": None}, []),
+        ({"destination_country": "XX"}, []),  # unknown country: no tax id rule known
         (
             {
                 "address_quality": "unverified",
@@ -560,26 +556,30 @@ def channel(channel_id: str):
                 "duties_terms": "DDU",
                 "destination_country": "SA",
             },
-            "cod_line",
             ["verify_address", "remove_valuable_wording", "switch_to_prepaid", "ship_ddp"],
         ),
     ],
 )
-def test_mitigations_codes(overrides, channel_id, codes):
+def test_which_actions_apply(overrides, codes):
+    """The rule table says only whether an action applies (the field is known and can be
+    changed); whether it is shown is measured (tests/decisions/test_actions.py)."""
     rec = record(**overrides)
     dest = CATALOG.destination_by_country.get(rec["destination_country"])
-    actions = mitigations(rec, destination=dest, recommended_channel=channel(channel_id))
-    assert [a["code"] for a in actions] == codes
-    assert all(a["text"] and "{" not in a["text"] for a in actions)
+    assert [c.code for c in applicable(rec, dest)] == codes
+    for change in applicable(rec, dest):
+        changed = changed_order(rec, change.field, change.value)
+        assert changed[change.field] == change.value and changed != rec
+        assert change not in applicable(changed, dest)
+    assert len(set(ACTION_CODES)) == len(ACTION_CODES)
 
 
-def test_mitigations_unknown_destination_and_no_recommendation():
-    rec = record(destination_country="XX", duties_terms="DDU", payment_method="cod")
-    actions = mitigations(rec, destination=None, recommended_channel=None)
-    # Unknown countries are treated as risk and customs tier 2.
-    assert [a["code"] for a in actions] == ["switch_to_prepaid", "ship_ddp"]
-    assert "XX" in actions[0]["text"]
-    assert len({r.code for r in RULES}) == len(RULES)
+def test_ship_ddp_changes_who_pays_the_duties():
+    """Only a DDU order shipped DDP has the seller absorb the duties (the buyer's price did
+    not include them); an order already sold DDP does not."""
+    ddu = record(duties_terms="DDU", destination_country="IN")
+    assert changed_order(ddu, "duties_terms", "DDP")[DUTIES_ABSORBED] is True
+    assert DUTIES_ABSORBED not in changed_order(record(), "duties_terms", "DDP")
+    assert DUTIES_ABSORBED not in changed_order(ddu, "address_quality", "verified")
 
 
 def test_cost_overrides_refuse_booleans() -> None:

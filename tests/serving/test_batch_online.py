@@ -24,14 +24,17 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "open_shipments.csv
 
 @pytest.fixture(scope="module")
 def open_file(tmp_path_factory) -> Path:
-    """The example file plus one row to an unknown country and one on an unknown channel."""
+    """The example file plus one row to an unknown country, one on an unknown channel and a
+    33 USD parcel on express (its own channel costs far more than the recommendation)."""
     frame = pd.read_csv(EXAMPLE, dtype=str, keep_default_na=False)
     country = frame.iloc[0].copy()
     country[["shipment_id", "order_id", "destination_country"]] = ["SH-X1", "SO-X1", "ZZ"]
     channel = frame.iloc[1].copy()
     channel[["shipment_id", "order_id", "channel_id"]] = ["SH-X2", "SO-X2", "pigeon_post"]
+    express = frame.iloc[0].copy()
+    express[["shipment_id", "order_id", "channel_id"]] = ["SH-X3", "SO-X3", "dhl_express"]
     path = tmp_path_factory.mktemp("online") / "open.csv"
-    pd.concat([frame, pd.DataFrame([country, channel])]).to_csv(path, index=False)
+    pd.concat([frame, pd.DataFrame([country, channel, express])]).to_csv(path, index=False)
     return path
 
 
@@ -119,7 +122,19 @@ def test_explain_adds_reasons_and_actions_like_score(api, open_file, model_dir, 
         reasons = json.loads(scores.loc[i, "reasons"])
         assert [r["factor"] for r in reasons] == [r["factor"] for r in online["reasons"]]
         assert [r["text"] for r in reasons] == [r["text"] for r in online["reasons"]]
-        assert json.loads(scores.loc[i, "actions"]) == online["actions"]
+    # Every row's actions, measured savings included, equal /score's to the cent.
+    shown = []
+    for i in range(len(source)):
+        online = api.post("/score", json=_request(source.iloc[i])).json()
+        batch = json.loads(scores.loc[i, "actions"])
+        assert batch == online["actions"], source.loc[i, "shipment_id"]
+        shown += batch
+    assert all(
+        a["saving_usd"] > 0.5 and a["saving_usd"] == round(a["saving_usd"], 2) for a in shown
+    )
+    express = json.loads(scores.set_index("shipment_id").loc["SH-X3", "actions"])
+    switch = [a for a in express if a["code"] == "switch_channel"]
+    assert len(switch) == 1 and "instead of DHL Express" in switch[0]["text"]
 
 
 def test_history_rows_are_scored_with_a_warning(open_file, model_dir, tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from shiprisk.data.contract import OPEN_FIELDS, example_request
-from shiprisk.decisions import scoring
+from shiprisk.decisions import action_savings, scoring
 from shiprisk.decisions.costs import SellerCosts
 from shiprisk.serving import batch_chunks
 from shiprisk.serving import scorer as scorer_mod
@@ -39,6 +39,18 @@ class Counting:
         monkeypatch.setattr(model, "predict_matrix", predict)
 
 
+def count_calls(monkeypatch: pytest.MonkeyPatch, module, name: str) -> list[int]:
+    """Counts the calls of ``module.name`` (in a one-item list, read after the calls)."""
+    calls, real = [0], getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
 def test_score_batch_is_one_call_of_the_scoring_path(scorer, monkeypatch) -> None:
     body = example_request()
     requests = [
@@ -47,13 +59,17 @@ def test_score_batch_is_one_call_of_the_scoring_path(scorer, monkeypatch) -> Non
     ]
     alone = [scorer.score(r) for r in requests]
     count = Counting(monkeypatch, scorer_mod, scorer.model)
+    measured = count_calls(monkeypatch, action_savings, "score")
     together = scorer.score_many(requests)
-    # One model call, plus one for the alternatives of every order not shipped as is
-    # (issue 16: cheap orders here lose money), whatever the number of shipments.
+    # One model call, one for the actions of every order (each applicable change re-scored:
+    # the example is DDU, so ship_ddp applies), plus one for the alternatives of every order
+    # not shipped as is (issue 16: cheap orders here lose money), whatever the number.
     needs_alternatives = any(a.verdict != "ship" for a in together)
-    assert (count.paths, count.predictions) == (1, 1 + needs_alternatives)
+    assert (count.paths, measured[0]) == (1, 1)
+    assert count.predictions == 2 + needs_alternatives
     for a, b in zip(alone, together, strict=True):  # same answers as one at a time
         assert a.recommendation == b.recommendation
+        assert a.actions == b.actions
         for x, y in zip(a.channels, b.channels, strict=True):
             assert x.channel_id == y.channel_id
             assert x.p_loss == pytest.approx(y.p_loss, abs=1e-12)
@@ -82,6 +98,13 @@ def test_a_batch_chunk_is_one_call_of_the_scoring_path(
     result = chunks(chunk)
     assert (count.paths, count.predictions) == (1, 1)
     assert result.scored == len(frame)
+    # With --explain, the chunk's actions: every applicable change of every row, one call.
+    explained = batch_chunks.ChunkScorer(
+        champion_model, SellerCosts(), None, timezone="UTC", now=datetime.now(UTC), explain=True
+    )
+    measured = count_calls(monkeypatch, action_savings, "score")
+    explained(chunk)
+    assert (count.paths, measured[0]) == (2, 1)
 
 
 def test_the_decision_evaluation_uses_the_same_path(champion_model, sim_frame, monkeypatch) -> None:
