@@ -11,8 +11,10 @@ attributes and the same arithmetic (:func:`_encode`):
 Categorical fields become integer codes (0 = a value never seen in training) in a float
 array; an absent optional field (``None``, NaN, a missing column) is NaN in every feature
 computed from it, which LightGBM treats as missing, never a made-up value (the fields a
-model reads are ``fields_``). LightGBM is told which columns are categorical through
-:attr:`categorical_features_`.
+model reads are ``fields_``). The one exception is the code of a categorical field the model
+was trained with: absent is a code of its own (:func:`~shiprisk.features.masking.absent_code`),
+learned from the masked training rows like any category (see there why not NaN). LightGBM
+is told which columns are categorical through :attr:`categorical_features_`.
 Destination and channel attributes are snapshotted from the catalogs at ``fit`` so a stored
 model keeps meaning the same thing when the catalogs change. The fitted state is plain
 JSON (:meth:`to_dict` / :meth:`from_dict`): no pickle.
@@ -70,6 +72,7 @@ from shiprisk.features.definitions import (
 )
 from shiprisk.features.masking import (
     MODEL_FIELDS,
+    absent_code,
     address_risk,
     coder,
     each,
@@ -135,6 +138,10 @@ class ShipmentFeaturizer:
         """
         self._codes = {
             f: {v: i + 1 for i, v in enumerate(vals)} for f, vals in self.categories_.items()
+        }
+        self._absent_codes = {
+            f: absent_code(self.categories_[f]) if f in self.fields_ else np.nan
+            for f in MODEL_CATEGORICALS
         }
         # A channel or country of today's catalog that the model's snapshot lacks is encoded
         # from its catalog attributes (its own code stays 0: never seen in training).
@@ -326,7 +333,7 @@ class ShipmentFeaturizer:
         v: dict[str, Any] = {}
         for f in MODEL_CATEGORICALS:
             if f != "channel_id":
-                v[f] = each(coder(self._codes[f]), cols[f], np.nan)
+                v[f] = each(coder(self._codes[f]), cols[f], self._absent_codes[f])
         value = np.float64(cols["declared_value"]) * np.float64(
             each(self.usd_rates_.get, cols["currency"], np.nan)
         )

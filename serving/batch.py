@@ -72,6 +72,13 @@ Output columns (stable order and types; nulls where a value does not apply)::
                                            from a trained head, the prior or the base model
                                            recalibrated to the history (as /score's
                                            ``sources``; docs/history.md)
+    price_estimated                bool    price_usd is the chosen channel's catalog price at
+                                           its minimum chargeable weight (or the weight or
+                                           size given): the row lacks weight_kg or a side
+                                           (as /score's ``price_estimated``; false when
+                                           there is no price)
+    recommended_price_estimated    bool    the same for recommended_price_usd (null: no
+                                           recommendation)
     reasons, actions               string  only with ``explain``: JSON lists shaped like
                                            /score's ``reasons`` and ``actions``
 

@@ -27,6 +27,7 @@ from shiprisk.decisions.alternatives import verdicts
 from shiprisk.decisions.costs import Constraints, SellerCosts, cents
 from shiprisk.decisions.scoring import score
 from shiprisk.serving.batch_notes import RowNotes
+from shiprisk.serving.missing import absent_cells, price_estimated_rows
 from shiprisk.serving.notices import uncertain_warning
 from shiprisk.settings import get_settings
 
@@ -89,6 +90,9 @@ OUTPUT_SCHEMA = pa.schema(
         # Heads where the labels allow (issue 15): JSON {outcome: "model" | "prior" |
         # "recalibrated"}.
         ("sources", pa.string()),
+        # Optional fields (issue 14): priced without the weight or a side, as /score says.
+        ("price_estimated", pa.bool_()),
+        ("recommended_price_estimated", pa.bool_()),
     ]
 )
 OUTPUT_COLUMNS: tuple[str, ...] = tuple(OUTPUT_SCHEMA.names)
@@ -271,19 +275,22 @@ class ChunkScorer:
         low = ((support >= 0) & (support < self.support_min)) | (
             (events >= 0) & (events < self.support_min_events)
         )
+        absent = absent_cells(frame)
+        estimated = price_estimated_rows(absent)
+        price, rec_price = at_chosen(cands.price_usd), at_rec(cands.price_usd)
         values: dict[str, Any] = {
             "chosen_eligible": known & cands.eligible[r, ch],
             **{
                 f"p_{o}": np.where(known, p[r, ch], unknown_p.get(o, np.nan))
                 for o, p in probs.items()
             },
-            "price_usd": at_chosen(cands.price_usd),
+            "price_usd": price,
             "premium_usd": at_chosen(cands.premium_usd),
             "insure": known & d.insure[r, ch],  # no price, no cover: False, as online
             "expected_cost_usd": expected,
             "recommended_channel_id": np.where(has_rec, self.channel_ids[rc], None),
             **{f"recommended_p_{o}": at_rec(p) for o, p in probs.items()},
-            "recommended_price_usd": at_rec(cands.price_usd),
+            "recommended_price_usd": rec_price,
             "recommended_insure": d.insure[r, rc],
             "recommended_expected_cost_usd": rec_expected,
             "saving_usd": np.where(comparable, cents(expected - rec_expected), np.nan),
@@ -295,8 +302,12 @@ class ChunkScorer:
             "uncertain": ~known | low[r, ch],  # a channel the model never saw: uncertain
             "recommended_support": np.where(has_rec, support[r, rc], -1),
             "recommended_uncertain": low[r, rc],
+            "price_estimated": estimated & ~np.isnan(price),  # no price: nothing estimated
+            "recommended_price_estimated": estimated & ~np.isnan(rec_price),
         }
-        notes = self.notes.for_rows(frame, chosen_ids, scored, chosen, has_rec, self.explain)
+        notes = self.notes.for_rows(
+            frame, chosen_ids, scored, chosen, has_rec, self.explain, absent
+        )
         self._warn_uncertain(
             notes["warnings"], countries, cands.value_usd, support, events, low, rc, has_rec
         )
@@ -369,7 +380,11 @@ def _empty_output(n: int, schema: pa.Schema) -> dict[str, Any]:
     return out
 
 
-_BOOL_VALID = {"recommended_insure": "_has_rec", "recommended_uncertain": "_has_rec"}
+_BOOL_VALID = {
+    "recommended_insure": "_has_rec",
+    "recommended_uncertain": "_has_rec",
+    "recommended_price_estimated": "_has_rec",
+}
 """Which rows a bool column applies to (else null); the rest apply to every scored row."""
 
 

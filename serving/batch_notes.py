@@ -16,12 +16,13 @@ import numpy as np
 import pandas as pd
 
 from shiprisk.data.catalogs import Catalog
-from shiprisk.data.contract import SHIPMENT_FIELDS
+from shiprisk.data.contract import OPTIONAL_FIELDS, SHIPMENT_FIELDS
 from shiprisk.data.extras import PREFIX
 from shiprisk.data.outcomes import EVENTS
 from shiprisk.decisions.action_savings import measured_actions, recommended_shipments
 from shiprisk.decisions.candidates import ineligibility_reasons
 from shiprisk.decisions.policy import blocked_reasons
+from shiprisk.serving.missing import absent_decision_warnings, absent_field_warnings
 from shiprisk.serving.notices import no_recommendation_warning, shipment_warnings
 
 if TYPE_CHECKING:
@@ -35,13 +36,15 @@ def unknown_channel_note(channel_id: str) -> str:
 
 
 class RowNotes:
-    """Per-row texts of one chunk; warnings are cached per (country, channel)."""
+    """Per-row texts of one chunk; warnings are cached per (country, channel) and per
+    pattern of absent fields."""
 
     def __init__(self, model: RiskModel, catalog: Catalog, costs: SellerCosts) -> None:
         self.model = model
         self.catalog = catalog
         self.costs = costs
         self._warnings: dict[tuple[str, str], list[str]] = {}
+        self._absent: dict[tuple[bytes, bool], list[str]] = {}
 
     def warnings(self, country: str, channel_id: str) -> list[str]:
         key = (country, channel_id)
@@ -51,6 +54,19 @@ class RowNotes:
             )
         return self._warnings[key]
 
+    def absent_warnings(self, row: np.ndarray, recommended: bool) -> list[str]:
+        """/score's warnings about the absent fields of one row (a row of ``absent_cells``):
+        what the model scored as unknown, what price and eligibility could not check, and
+        whether that makes the recommendation less certain."""
+        key = (np.packbits(row).tobytes(), recommended)
+        if key not in self._absent:
+            gone = [f for f, out in zip(OPTIONAL_FIELDS, row, strict=True) if out]
+            self._absent[key] = [
+                *absent_field_warnings(gone, self.model.featurizer.fields_),
+                *absent_decision_warnings(gone, recommended),
+            ]
+        return self._absent[key]
+
     def for_rows(
         self,
         frame: pd.DataFrame,
@@ -59,8 +75,10 @@ class RowNotes:
         chosen: np.ndarray,
         has_rec: np.ndarray,
         explain: bool,
+        absent: np.ndarray,
     ) -> dict[str, np.ndarray]:
-        """``warnings``, ``no_saving_reason`` (and ``reasons``/``actions``) for ``frame``."""
+        """``warnings``, ``no_saving_reason`` (and ``reasons``/``actions``) for ``frame``;
+        ``absent``: its ``absent_cells``."""
         m = len(frame)
         d = scored.decision
         countries = frame["destination_country"].astype(str).tolist()
@@ -68,6 +86,7 @@ class RowNotes:
         warnings = np.full(m, None, dtype=object)
         for i in range(m):
             found = self.warnings(countries[i], chosen_ids[i])
+            found = [*found, *self.absent_warnings(absent[i], bool(has_rec[i]))]
             if not has_rec[i]:
                 found = [*found, no_recommendation_warning(str(reasons[i]))]
             if found:

@@ -32,7 +32,7 @@ class MissingConfig(BaseModel):
     """Random masking of optional fields in training (``features/masking.py``)."""
 
     model_config = ConfigDict(extra="forbid")
-    mask_rate: float = Field(default=0.12, ge=0, lt=1)
+    mask_rate: float = Field(default=0.25, ge=0, lt=1)
     seed: int = 0
 
 

@@ -46,14 +46,28 @@ def test_an_absent_field_is_nan_in_every_feature_from_it_on_every_path(frame) ->
     X_one = featurizer.encode_channels(records[0], [records[0]["channel_id"]])
     assert np.array_equal(X_frame, X_records, equal_nan=True)
     assert np.array_equal(X_frame[:1], X_one, equal_nan=True)
-    for feature in ("weight_kg", "log_value_per_kg", "packaging", "payment_method",
-                    "cod_x_risk_tier", "fragile", "soft_pack_valuable"):  # fmt: skip
+    for feature in ("weight_kg", "log_value_per_kg", "cod_x_risk_tier", "fragile",
+                    "soft_pack_valuable"):  # fmt: skip
         assert np.isnan(X_frame[:, featurizer.column(feature)]).all(), feature
     for feature in ("goods_category", "log_value_usd", "dest_risk_tier", "channel_id"):
         assert not np.isnan(X_frame[:, featurizer.column(feature)]).any(), feature
-    # a value never seen in training is code 0 (unknown value), not NaN (absent)
+    # the code of an absent categorical the model was trained with is a category of its
+    # own: past every known value (1..n), not 0 (a value never seen in training)
+    for field in ("packaging", "payment_method"):
+        known = featurizer.categories_[field]
+        codes = X_frame[:, featurizer.column(field)]
+        assert (codes == len(known) + 1).all(), field
+        present = featurizer.transform(rows)[:, featurizer.column(field)]
+        assert ((present >= 1) & (present <= len(known))).all(), field
     odd = featurizer.transform_records([{**records[0], "duties_terms": "DDX"}])
     assert odd[0, featurizer.column("duties_terms")] == 0.0
+
+
+def test_an_absent_categorical_the_model_never_saw_stays_nan(frame) -> None:
+    featurizer = ShipmentFeaturizer().fit(frame.drop(columns=["packaging"]))
+    X = featurizer.transform(frame.head(5).drop(columns=["packaging"]))
+    assert np.isnan(X[:, featurizer.column("packaging")]).all()
+    assert (X[:, featurizer.column("goods_category")] >= 1).all()
 
 
 def test_a_model_records_the_fields_it_was_trained_with(frame) -> None:
