@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-MODEL, PRIOR = "model", "prior"
-"""Where an outcome's probability comes from: a trained head, or the prior."""
+MODEL, PRIOR, RECALIBRATED = "model", "prior", "recalibrated"
+"""Where an outcome's probability comes from: a trained head, the prior, or a base model's
+head recalibrated to the seller (models/recalibrated.py)."""
 N_TYPES, N_LEVELS = 5, 3
 """``channel_type`` feature codes (0 = unknown, 1..4) and tracking levels (0..2)."""
 

@@ -39,7 +39,8 @@ from shiprisk.features.pipeline import (
 )
 from shiprisk.models import support as support_mod
 from shiprisk.models.compiled import RawScorer, compile_head
-from shiprisk.models.priors import MODEL, PRIOR, OutcomePrior
+from shiprisk.models.priors import MODEL, PRIOR, RECALIBRATED, OutcomePrior
+from shiprisk.models.recalibrated import Recalibration, dump_recalibration, read_recalibration
 
 OUTCOMES = EVENT_KEYS
 OUTCOME_LABEL = LABEL_OF
@@ -51,6 +52,8 @@ CALIBRATION_FILE = "calibration.json"
 SUPPORT_FILE = "support.json"
 PRIORS_FILE = "priors.json"
 """Outcomes without a head and their priors (models/priors.py); absent = every head trained."""
+RECALIBRATION_FILE = "recalibration.json"
+"""A base model recalibrated to a seller (models/recalibrated.py); absent = none."""
 MAX_TOTAL = 1.0 - 1e-6
 TIME_FEATURE = "months_since_2000"
 
@@ -135,6 +138,9 @@ class RiskModel:
     """Training events per outcome and cell, the same cells as ``support``."""
     priors: dict[str, OutcomePrior] = field(default_factory=dict)
     """Outcomes the history had too few labels for: scored from a prior, not a head."""
+    recalibration: dict[str, Recalibration] = field(default_factory=dict)
+    """A recalibrated base model: its heads moved to the seller's rates per outcome (an
+    outcome the seller's history never records keeps the base head, as its prior)."""
     _grid: support_mod.SupportGrid | None = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -216,14 +222,18 @@ class RiskModel:
     # -- scoring -----------------------------------------------------------------------------
     @property
     def outcomes(self) -> tuple[str, ...]:
-        """The events this model has a head for, in outcome-spec order."""
-        return tuple(o for o in OUTCOMES if o in self.boosters)
+        """The events this model has a head for (fitted or recalibrated on the seller's data),
+        in outcome-spec order."""
+        mine = self.recalibration or self.boosters
+        return tuple(o for o in OUTCOMES if o in self.boosters and o in mine)
 
     @property
     def sources(self) -> dict[str, str]:
-        """Per event: 'model' (a trained head) or 'prior' (models/priors.py)."""
+        """Per event: 'model' (a trained head), 'recalibrated' (a base model's head moved to
+        the seller's rates) or 'prior' (models/priors.py)."""
+        mine = self.outcomes
         return {
-            o: MODEL if o in self.boosters else PRIOR
+            o: (RECALIBRATED if self.recalibration else MODEL) if o in mine else PRIOR
             for o in OUTCOMES
             if o in self.boosters or o in self.priors
         }
@@ -241,6 +251,8 @@ class RiskModel:
             else self.priors[o](X, self.featurizer)
             for o in self.sources
         }
+        for o, recalibration in self.recalibration.items():
+            probs[o] = recalibration(probs[o], X, self.featurizer)
         total = sum(probs.values())
         over = total > MAX_TOTAL
         if over.any():
@@ -297,6 +309,9 @@ class RiskModel:
             priors = {o: p.to_dict() for o, p in self.priors.items()}
             _write_text(directory / PRIORS_FILE, json.dumps(priors, indent=1))
             files[PRIORS_FILE] = _sha256(directory / PRIORS_FILE)
+        if self.recalibration:
+            _write_text(directory / RECALIBRATION_FILE, dump_recalibration(self.recalibration))
+            files[RECALIBRATION_FILE] = _sha256(directory / RECALIBRATION_FILE)
         manifest = {"format_version": FORMAT_VERSION, "files": files, "info": self.info}
         _write_text(directory / MANIFEST, json.dumps(manifest, indent=1))
         return directory
@@ -342,7 +357,12 @@ class RiskModel:
         if PRIORS_FILE in manifest["files"]:
             stored = json.loads((directory / PRIORS_FILE).read_text())
             priors = {o: OutcomePrior.from_dict(v) for o, v in stored.items() if o in OUTCOMES}
-        return cls(featurizer, boosters, calibrators, info, compiled, support, events, priors)
+        recal = {}
+        if RECALIBRATION_FILE in manifest["files"]:
+            recal = read_recalibration((directory / RECALIBRATION_FILE).read_text(), heads)
+        return cls(
+            featurizer, boosters, calibrators, info, compiled, support, events, priors, recal
+        )
 
     def support_cells(
         self, channel_ids: np.ndarray, value_usd: np.ndarray, countries: Sequence[str]
@@ -378,7 +398,7 @@ class RiskModel:
     @property
     def engine(self) -> str:
         """Which code computes the trees: 'compiled' (every head) or 'lightgbm'."""
-        return "compiled" if set(self.compiled) == set(self.outcomes) else "lightgbm"
+        return "compiled" if set(self.compiled) == set(self.boosters) else "lightgbm"
 
     def checksums(self, directory: Path) -> dict[str, str]:
         return dict(read_manifest(Path(directory))["files"])

@@ -67,9 +67,11 @@ Output columns (stable order and types; nulls where a value does not apply)::
     recommended_uncertain          bool    the recommendation rests on an uncertain estimate
     catalog_version                string  the catalog the row was priced on (as /score's
                                            ``catalog.version``; docs/catalog.md)
-    sources                        string  JSON {outcome: "model" | "prior"}: whether each
-                                           probability came from a trained head or the prior
-                                           (as /score's ``sources``; docs/history.md)
+    sources                        string  JSON {outcome: "model" | "prior" |
+                                           "recalibrated"}: whether each probability came
+                                           from a trained head, the prior or the base model
+                                           recalibrated to the history (as /score's
+                                           ``sources``; docs/history.md)
     price_estimated                bool    price_usd is the chosen channel's catalog price at
                                            its minimum chargeable weight (or the weight or
                                            size given): the row lacks weight_kg or a side

@@ -87,7 +87,8 @@ OUTPUT_SCHEMA = pa.schema(
         ("recommended_uncertain", pa.bool_()),
         # Added with seller catalogs (issue 15): the catalog version every row was priced on.
         ("catalog_version", pa.string()),
-        # Heads where the labels allow (issue 15): JSON {outcome: "model" | "prior"}.
+        # Heads where the labels allow (issue 15): JSON {outcome: "model" | "prior" |
+        # "recalibrated"}.
         ("sources", pa.string()),
         # Optional fields (issue 14): priced without the weight or a side, as /score says.
         ("price_estimated", pa.bool_()),

@@ -383,11 +383,12 @@ class ScoreResponse(BaseModel):
     catalog: CatalogRef | None = Field(
         default=None, description="The catalog the answer was priced and decided on."
     )
-    sources: dict[str, Literal["model", "prior"]] = Field(
+    sources: dict[str, Literal["model", "prior", "recalibrated"]] = Field(
         default={},
         description="Per outcome (e.g. 'loss', 'reject'): 'model' = the seller's trained model "
-        "head; 'prior' = the documented prior (the history had too few such events to train "
-        "a head; docs/history.md).",
+        "head; 'recalibrated' = the bundled base model's head recalibrated to the seller's "
+        "history (a small history; docs/history.md); 'prior' = the documented prior (the "
+        "history had too few such events to train a head; docs/history.md).",
     )
     verdict: Literal["ship", "do_not_ship_as_is", "no_channel"] | None = Field(
         default=None,

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         description="write one access-log line per request (BentoML's access log; costs "
         "about 0.6 ms of CPU per request); /metrics counts requests either way",
     )
+    base_model: str = Field(
+        default="auto",
+        description="the base model a small history recalibrates (docs/history.md, 'Three "
+        "paths'): auto = the bundled base (trained once on the default simulated world, "
+        "cached under home), off = never recalibrate, or a saved model's directory",
+    )
     compiled_trees: bool = Field(
         default=True,
         description="score with the boosters compiled to native code (lleaves) where they "

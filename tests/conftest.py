@@ -23,6 +23,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["BENTOML_HOME"] = str(SESSION_HOME / "bentoml")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     os.environ["MLFLOW_ENABLE_ASYNC_LOGGING"] = "false"
+    # No bundled base model (300,000 rows, minutes) behind every small test history: tests
+    # that recalibrate bring the session champion as their base (test_recalibrate.py).
+    os.environ["SHIPRISK_BASE_MODEL"] = "off"
     from shiprisk.settings import get_settings
 
     get_settings.cache_clear()

@@ -4,7 +4,8 @@ The challenger replaces the champion only if, on the challenger's frozen evaluat
 one of its data source and mapping, ``data_key``; see ``training.train.fix_frozen_eval``), its
 log loss is at most ``max_log_loss_ratio`` x the champion's for every outcome. The first
 champion must at least beat the constant base-rate prediction. The gate applies per trained
-head: an outcome the challenger scores from a prior (training/heads.py) is not gated. A
+head: an outcome the challenger scores from a prior (training/heads.py) is not gated, nor is
+one without any event in the frozen set (a small history's), but at least one must be. A
 challenger that needs a feature this code does not compute is refused here, with the
 missing features named; a champion in that state cannot be served any more, so the
 challenger is then held to the base-rate prior instead. Every decision is written to the
@@ -142,12 +143,19 @@ def decide(max_ratio: float | None = None) -> PromotionDecision:
             reference = _log_losses(champ_model, frame)
             label, ratio = f"champion v{champion.version}", max_ratio
         decision.log_loss["reference"] = reference
+        events = {o: int(y.sum()) for o, y in outcome_labels(frame).items()}
     ok = True
     for outcome in OUTCOMES:
         if outcome not in chal_model.outcomes:  # the gate applies per trained head
             decision.reasons.append(
                 f"{outcome}: not gated: the challenger has no head for it (too few events); "
                 "it is scored from the prior"
+            )
+            continue
+        if not events.get(outcome):  # a small history's frozen set may hold none
+            decision.reasons.append(
+                f"{outcome}: not gated: the frozen evaluation set ({len(frame):,} rows) holds no "
+                "such event to judge it on"
             )
             continue
         limit = reference[outcome] * ratio
@@ -158,6 +166,9 @@ def decide(max_ratio: float | None = None) -> PromotionDecision:
             f"{outcome}: challenger log loss {chal[outcome]:.5f} "
             f"{'<=' if passed else '>'} {limit:.5f} ({ratio:g} x {label} {reference[outcome]:.5f})"
         )
+    if not decision.passed:
+        ok = False
+        decision.reasons.append("refused: no outcome could be judged on the frozen set")
     decision.accepted = bool(ok)
     return decision
 

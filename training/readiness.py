@@ -6,6 +6,13 @@ file that validates is a file that trains. The answer holds the rows used and dr
 why), events per outcome overall and per time slice (the split ``train`` makes), fields
 missing or constant, destinations and channels the catalog does not know, and how old the
 newest outcome is.
+
+There is no fixed row minimum: ``train`` accepts what the data supports (docs/history.md,
+"Three paths"). A model of its own needs ``MIN_EVENTS`` events of some outcome in the training
+slice; a history of fewer than ``RECAL_MAX_ROWS`` rows with at least ``MIN_RECAL_EVENTS``
+events of some outcome in the training and calibration slices recalibrates the bundled base
+model (training/recalibrate.py; unless ``SHIPRISK_BASE_MODEL=off``). A history that supports
+neither is refused.
 """
 
 from __future__ import annotations
@@ -23,8 +30,8 @@ from shiprisk.data.contract import HISTORY_FIELDS, SHIPMENT_FIELDS, SPECS
 from shiprisk.data.loaders import HistoryLoad
 from shiprisk.models.risk_model import OUTCOME_LABEL, OUTCOMES
 from shiprisk.training.config import TrainConfig
+from shiprisk.training.recalibrate import MIN_RECAL_EVENTS, RECAL_MAX_ROWS
 
-MIN_ROWS = 1000
 MIN_EVENTS = 20
 TOP_UNMAPPED = 5
 
@@ -93,8 +100,8 @@ def assess(
     out.dropped = _dropped(loaded)
     out.drop_share = loaded.n_invalid / n if n else 0.0
 
-    if len(frame) < MIN_ROWS:
-        out.refusals.append(f"only {len(frame)} valid, mature rows; at least {MIN_ROWS} are needed")
+    if frame.empty:
+        out.refusals.append("only 0 valid, mature rows")
     if out.drop_share > max_drop_share:
         cause = _unmapped(loaded) or _top_problem(loaded)
         out.refusals.append(
@@ -116,15 +123,28 @@ def assess(
                 else ""
             )
             short.append(f"only {events} '{label}' outcomes; at least {MIN_EVENTS} needed{hint}")
-        elif len(frame) >= MIN_ROWS and int(out.events.loc["train", label]) < MIN_EVENTS:
+        elif int(out.events.loc["train", label]) < MIN_EVENTS:
             short.append(
                 f"only {int(out.events.loc['train', label])} '{label}' outcomes in the "
                 f"training slice; at least {MIN_EVENTS} needed"
             )
         elif "test" in out.events.index and int(out.events.loc["test", label]) == 0:
             out.warnings.append(f"no '{label}' outcome in the test slice: its metrics are void")
-    if len(short) == len(OUTCOMES):
+    recalibrates = _recalibrates(frame, config)
+    if recalibrates:
+        out.warnings.append(
+            f"{len(frame):,} rows (fewer than {RECAL_MAX_ROWS:,}): train also recalibrates the "
+            "bundled base model to this history and keeps whichever of it and a model of its "
+            "own has the lower held-out log loss (docs/history.md, 'Three paths')"
+        )
+    if len(short) == len(OUTCOMES) and not recalibrates and len(frame):
         out.refusals += short
+        out.refusals.append(_neither(frame))
+    elif len(short) == len(OUTCOMES) and len(frame):
+        out.warnings.append(
+            f"too few events for a model of its own (at least {MIN_EVENTS} of one outcome in "
+            "the training slice): train recalibrates the bundled base model only"
+        )
     else:
         out.warnings += [
             f"{line}: that outcome gets no head and is scored from its prior "
@@ -156,6 +176,32 @@ def assess(
             "its time trend stays at their last level"
         )
     return out
+
+
+def _recalibrates(frame: pd.DataFrame, config: TrainConfig) -> bool:
+    """Whether ``train`` will recalibrate the base model for this history."""
+    from shiprisk.training.recalibrate import can_recalibrate, recalibration_considered
+    from shiprisk.training.train import time_split
+
+    if frame.empty or not recalibration_considered(len(frame)):
+        return False
+    splits = time_split(frame, config)
+    return can_recalibrate(pd.concat([splits.train, splits.calibration]))
+
+
+def _neither(frame: pd.DataFrame) -> str:
+    from shiprisk.training.recalibrate import recalibration_considered
+
+    if recalibration_considered(len(frame)):
+        why = f"fewer than {MIN_RECAL_EVENTS} of any outcome in the training and calibration slices"
+    elif len(frame) >= RECAL_MAX_ROWS:
+        why = f"{len(frame):,} rows: only histories under {RECAL_MAX_ROWS:,} rows recalibrate"
+    else:
+        why = "recalibration is off (SHIPRISK_BASE_MODEL=off)"
+    return (
+        f"only {len(frame):,} valid, mature rows: too few events for a model of its own, nor "
+        f"can it recalibrate the bundled base model: {why} (docs/history.md, 'Three paths')"
+    )
 
 
 def _dropped(loaded: HistoryLoad) -> dict[str, int]:

@@ -56,6 +56,8 @@ class TrainResult:
     metrics: dict[str, dict[str, dict[str, float]]]
     splits: dict[str, int] = field(default_factory=dict)
     run_name: str = ""
+    path: str = "own"
+    """'own' (a model of its own) or 'recalibrated' (the base model; training/recalibrate.py)."""
 
 
 def time_split(frame: pd.DataFrame, config: TrainConfig) -> Splits:
@@ -72,18 +74,17 @@ def time_split(frame: pd.DataFrame, config: TrainConfig) -> Splits:
     )
 
 
-def check_training_data(frame: pd.DataFrame) -> list[str]:
+def check_training_data(frame: pd.DataFrame, recalibrate: bool = False) -> list[str]:
     """Fail early, with a clear message, on data that cannot train anything; return the
-    outcomes it can train a head for (the others are scored from a prior)."""
+    outcomes it can train a head for (the others are scored from a prior; none: only a
+    recalibrated base model, when ``recalibrate``)."""
     from shiprisk.training.heads import trainable_heads
-    from shiprisk.training.readiness import MIN_EVENTS, MIN_ROWS
+    from shiprisk.training.readiness import MIN_EVENTS
 
-    if len(frame) < MIN_ROWS:
-        raise TrainingDataError(
-            f"only {len(frame)} valid, mature rows; at least {MIN_ROWS} are needed"
-        )
+    if frame.empty:
+        raise TrainingDataError("only 0 valid, mature rows")
     heads, _ = trainable_heads(frame, MIN_EVENTS)
-    if not heads:
+    if not heads and not recalibrate:
         counts = ", ".join(
             f"only {int((frame['outcome'] == OUTCOME_LABEL[o]).sum())} '{OUTCOME_LABEL[o]}' "
             "outcomes"
@@ -129,6 +130,8 @@ def fit_baseline(
     preds = {}
     for outcome in model.outcomes:  # an outcome without a head: the prior, as the model's
         label = OUTCOME_LABEL[outcome]
+        if (train["outcome"] == label).sum() < 2:  # a recalibrated head on a tiny history
+            continue
         baseline = LogisticBaseline(Cs=tuple(config.baseline.Cs)).fit(
             X,
             (train["outcome"] == label).to_numpy().astype(int),
@@ -160,10 +163,11 @@ def train(
     fields replaced by a constant) - used to show the world is not easy.
     """
     from shiprisk.data.loaders import load_history
+    from shiprisk.training import recalibrate as recal
     from shiprisk.training.readiness import assess
 
     config = load_config(config_file)
-    steps = Steps(console, total=6 if with_baseline else 5)
+    steps = Steps(console, total=7 if with_baseline else 6)
     with steps.step("reading and validating the history"):
         loaded = load_history(data, mapping=mapping)
         counts = _counts(loaded)
@@ -174,8 +178,14 @@ def train(
         raise TrainingDataError("; ".join(readiness.refusals))
     frame = _blind(loaded.train, drop_features)
     splits = time_split(frame, config)
-    heads = check_training_data(splits.train)
-    _check_priors(heads)
+    fit_part = pd.concat([splits.train, splits.calibration])
+    base = None
+    if recal.recalibration_considered(len(frame)) and recal.can_recalibrate(fit_part):
+        base = recal.load_base(steps)
+    heads = check_training_data(splits.train, recalibrate=base is not None)
+    steps.total = steps.done + 3 + with_baseline + bool(heads) + (base is not None)
+    if heads:
+        _check_priors(heads)
     priors = {o: float((splits.train["outcome"] == OUTCOME_LABEL[o]).mean()) for o in OUTCOMES}
 
     registry.configure(tracking_uri)
@@ -186,15 +196,17 @@ def train(
         _log_params(config, counts, splits, config_file, drop_features)
         mlflow.log_param(DATA_KEY_TAG, loaded.key)
         mlflow.set_tag(DATA_KEY_TAG, loaded.key)
-        with steps.step("fitting the LightGBM risk model (one head per outcome)"):
-            model = RiskModel.fit(
-                *_masked(splits, config),
-                config.lightgbm,
-                early_stopping_share=config.early_stopping_share,
-                heads=heads,
-            )
-            model.priors = _outcome_priors(model)
-            _log_sources(model)
+        own = choice = None
+        if heads:
+            with steps.step("fitting the LightGBM risk model (one head per outcome)"):
+                own = model = fit_risk_model(splits, config, heads)
+        if base is not None:
+            with steps.step(f"recalibrating the base model ({base.name})"):
+                model = recal.recalibrate(base, fit_part)
+                choice = recal.choose(own, model, base, splits.test)
+                model = own if choice.path == recal.OWN else model
+                recal.log_choice(choice, base)
+        _log_sources(model)
         with steps.step("evaluating on the test slice"):
             X_test = model.featurizer.transform(splits.test)
             probs = model.predict_matrix(X_test)
@@ -220,6 +232,7 @@ def train(
                         "gate": "pending",
                         DATA_KEY_TAG: loaded.key,
                         **{f"source.{o}": s for o, s in model.sources.items()},
+                        **(choice.tags(base) if choice else {}),
                     },
                 )
                 registry.set_alias(CHALLENGER, mv.version)
@@ -231,6 +244,7 @@ def train(
                 mlflow.set_tag(
                     NOTE_TAG,
                     _description(data, counts, splits, config, drop_features)
+                    + (f"\n\n{choice.line}." if choice else "")
                     + f"\n\nRegistered as version {version} ('{CHALLENGER}').",
                 )
     sizes = {
@@ -240,19 +254,37 @@ def train(
     }
     if console is not None:
         print_metrics(console, results)
+        if choice is not None:
+            console.print(choice.line, highlight=False, soft_wrap=True)
         for line in training_summary(results, counts, sizes, name, run.info.run_id, version):
             console.print(line, highlight=False, soft_wrap=True)
         if frozen_line:
             console.print(frozen_line, highlight=False, soft_wrap=True)
         for outcome, source in model.sources.items():
-            if source != "model":
+            if source == "prior":
                 console.print(
                     f"{outcome}: no head (fewer than the events a head needs in the training "
                     f"slice): p_{outcome} comes from the prior (docs/history.md)",
                     highlight=False,
                     soft_wrap=True,
                 )
-    return TrainResult(run.info.run_id, version, results, sizes, name)
+    path = choice.path if choice else "own"
+    return TrainResult(run.info.run_id, version, results, sizes, name, path)
+
+
+def fit_risk_model(
+    splits: Splits, config: TrainConfig, heads: list[str] | None = None
+) -> RiskModel:
+    """The LightGBM risk model on the (masked) train and calibration slices; outcomes
+    without a head get their priors."""
+    model = RiskModel.fit(
+        *_masked(splits, config),
+        config.lightgbm,
+        early_stopping_share=config.early_stopping_share,
+        heads=heads,
+    )
+    model.priors = _outcome_priors(model)
+    return model
 
 
 def _outcome_priors(model: RiskModel) -> dict:
