@@ -39,6 +39,7 @@ from shiprisk.features.pipeline import (
 )
 from shiprisk.models import support as support_mod
 from shiprisk.models.compiled import RawScorer, compile_head
+from shiprisk.models.head_constraints import head_constraints
 from shiprisk.models.priors import MODEL, PRIOR, RECALIBRATED, OutcomePrior
 from shiprisk.models.recalibrated import Recalibration, dump_recalibration, read_recalibration
 
@@ -180,12 +181,7 @@ class RiskModel:
             rounds = int(p.pop("num_boost_round", 500))
             patience = int(p.pop("early_stopping_rounds", 50))
             refit = bool(p.pop("refit_full_train", False))
-            monotone = p.pop("monotone", None)
-            if monotone:
-                p["monotone_constraints"] = _monotone(featurizer, monotone)
-            unused = p.pop("exclude", None)
-            if unused:
-                p["feature_contri"] = _contributions(featurizer, unused)
+            p.update(head_constraints(featurizer, p.pop("monotone", None), p.pop("exclude", None)))
             p.setdefault("objective", "binary")
             p.setdefault("verbose", -1)
             p.setdefault("num_threads", os.cpu_count() or 1)
@@ -402,24 +398,6 @@ class RiskModel:
 
     def checksums(self, directory: Path) -> dict[str, str]:
         return dict(read_manifest(Path(directory))["files"])
-
-
-def _monotone(featurizer: ShipmentFeaturizer, wanted: Mapping[str, int]) -> list[int]:
-    """LightGBM's per-column monotone constraints from {feature: direction} (features this
-    model does not use are ignored; categorical columns cannot be constrained)."""
-    directions = [0] * len(featurizer.feature_names_)
-    for name, direction in wanted.items():
-        j = featurizer.column(name)
-        if j is not None and j not in featurizer.categorical_features_:
-            directions[j] = int(direction)
-    return directions
-
-
-def _contributions(featurizer: ShipmentFeaturizer, unused: Sequence[str]) -> list[float]:
-    """LightGBM's per-column split-gain multipliers: 0 for the features a head must not
-    split on (``exclude`` in ``configs/train.yaml``), 1 for the others."""
-    skip = set(unused)
-    return [0.0 if name in skip else 1.0 for name in featurizer.feature_names_]
 
 
 def _count_support(
