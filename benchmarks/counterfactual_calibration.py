@@ -9,6 +9,7 @@ training slice's event counts. Target: every cell with >= 50 training events of 
 has a ratio within [0.85, 1.15] for that outcome.
 
     uv run --frozen python benchmarks/counterfactual_calibration.py [--rows N] [--label after]
+        [--config FILE]  # another training config, e.g. the parent's, for a before/after
 
 Writes ``benchmarks/results/counterfactual_calibration_<label>.{json,md}``.
 """
@@ -40,6 +41,9 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=0, help="LightGBM threads (0: all cores; 1 on a busy box)"
     )
+    parser.add_argument(
+        "--config", default=None, help="training config (default: configs/train.yaml)"
+    )
     parser.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), default=None)
     args = parser.parse_args()
     if args.compare:
@@ -57,7 +61,7 @@ def main() -> None:
     started = time.time()
     common.log(f"simulating {rows} training rows (seed {TRAIN_SEED})")
     frame, _ = load_training_frame(simulate(rows, TRAIN_SEED))
-    config = load_config()
+    config = load_config(args.config)
     splits = time_split(frame, config)
     common.log("training")
     model = RiskModel.fit(

@@ -39,6 +39,7 @@ from shiprisk.features.pipeline import (
 )
 from shiprisk.models import support as support_mod
 from shiprisk.models.compiled import RawScorer, compile_head
+from shiprisk.models.head_constraints import head_constraints
 from shiprisk.models.priors import MODEL, PRIOR, RECALIBRATED, OutcomePrior
 from shiprisk.models.recalibrated import Recalibration, dump_recalibration, read_recalibration
 
@@ -163,7 +164,8 @@ class RiskModel:
         on ``train`` + ``calibration`` (see :class:`PlattCalibrator`). ``params[outcome]``
         holds LightGBM parameters incl. ``num_boost_round`` and ``early_stopping_rounds``, and
         optionally ``monotone`` ({feature: +1 or -1}: the head's answer never falls, or never
-        rises, with that feature, all else equal; see ``configs/train.yaml``) and
+        rises, with that feature, all else equal; see ``configs/train.yaml``), ``exclude``
+        (features the head never splits on, e.g. plain declared value for the loss head) and
         ``refit_full_train``: after early stopping, retrain on all of ``train`` for
         the best number of rounds scaled by the data it adds
         (``len(train) / early-stopping cut``). ``heads``: the outcomes to train a head for
@@ -179,9 +181,7 @@ class RiskModel:
             rounds = int(p.pop("num_boost_round", 500))
             patience = int(p.pop("early_stopping_rounds", 50))
             refit = bool(p.pop("refit_full_train", False))
-            monotone = p.pop("monotone", None)
-            if monotone:
-                p["monotone_constraints"] = _monotone(featurizer, monotone)
+            p.update(head_constraints(featurizer, p.pop("monotone", None), p.pop("exclude", None)))
             p.setdefault("objective", "binary")
             p.setdefault("verbose", -1)
             p.setdefault("num_threads", os.cpu_count() or 1)
@@ -398,17 +398,6 @@ class RiskModel:
 
     def checksums(self, directory: Path) -> dict[str, str]:
         return dict(read_manifest(Path(directory))["files"])
-
-
-def _monotone(featurizer: ShipmentFeaturizer, wanted: Mapping[str, int]) -> list[int]:
-    """LightGBM's per-column monotone constraints from {feature: direction} (features this
-    model does not use are ignored; categorical columns cannot be constrained)."""
-    directions = [0] * len(featurizer.feature_names_)
-    for name, direction in wanted.items():
-        j = featurizer.column(name)
-        if j is not None and j not in featurizer.categorical_features_:
-            directions[j] = int(direction)
-    return directions
 
 
 def _count_support(
