@@ -32,6 +32,7 @@ from shiprisk.models.risk_model import (
     OUTCOME_LABEL,
     OUTCOMES,
     IncompatibleModelError,
+    ModelIntegrityError,
     RiskModel,
     model_digest,
 )
@@ -90,7 +91,15 @@ def load_base(steps: Any = None) -> Base:
     setting = get_settings().base_model
     if setting not in ("auto", "off"):
         path = Path(setting)
-        return Base(RiskModel.load(path), f"{path.name} {model_digest(path)}")
+        try:
+            return Base(RiskModel.load(path), f"{path.name} {model_digest(path)}")
+        except (ModelIntegrityError, IncompatibleModelError, OSError) as exc:
+            from shiprisk.training.train import TrainingDataError
+
+            raise TrainingDataError(
+                f"SHIPRISK_BASE_MODEL={setting} cannot be the base model ({exc}); set it to a "
+                "saved model directory, 'auto' (the bundled one) or 'off'"
+            ) from exc
     cached = base_dir()
     if (cached / MANIFEST).is_file():
         try:

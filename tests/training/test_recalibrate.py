@@ -174,3 +174,19 @@ def test_offsets_move_where_the_data_allow() -> None:
         fitted = fit_recalibration(p_base, y, regions, np.ones(rows), {"1": "a", "2": "b"})
         gap = fitted.by_destination["1"] - fitted.by_destination["2"]
         assert low < gap < high, (rows, gap)
+
+
+def test_a_base_model_setting_that_is_not_a_model_is_one_line_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """A wrong ``SHIPRISK_BASE_MODEL`` stops ``train`` before any fit: exit 2, one line that
+    names the setting and what to set it to."""
+    from tests.training.seller_world import isolated_env, run_cli, write_history
+
+    history = write_history(seller_history(SMALL_ROWS, 0, small_seller()), tmp_path / "h.parquet")
+    env = isolated_env(tmp_path) | {"SHIPRISK_BASE_MODEL": str(tmp_path / "no_model_here")}
+    done = run_cli(["train", "--data", str(history)], env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    said = " ".join((done.stdout + done.stderr).split())
+    assert "SHIPRISK_BASE_MODEL=" in said and "'auto'" in said and "'off'" in said
