@@ -9,11 +9,14 @@ into a private MLflow store, nothing registered) and, on the same time split, th
 base model and a model of its own (the heads the history allows, priors else); the three
 score 20,000 fresh rows of the seller's world (seed 1000 + seed): cross-entropy against the
 simulator's true probabilities, summed over the outcomes (lower is better; the true
-probabilities' own entropy is the floor). Then ``LARGE_SEEDS`` histories of 30,000 shipments
-of a world adding a goods x region interaction (``seller_with_interaction``): which ``train``
-chooses. The recalibration's prior widths were set on development seeds 100-107, not on these.
+probabilities' own entropy is the floor). Then ``--large-seeds`` histories of 30,000
+shipments (seeds 500, 501, ...) of a world adding a goods x region interaction
+(``seller_with_interaction``): which one ``train`` chooses, and whether that was right: both
+candidates, refitted as ``train`` fits them, score 20,000 fresh rows of that world (seed 1000
++ its seed). The recalibration's prior widths were set on development seeds 100-107, not on
+these.
 
-    uv run --frozen python benchmarks/small_seller.py [--seeds 20] [--large-seeds 3]
+    uv run --frozen python benchmarks/small_seller.py [--seeds 20] [--large-seeds 5]
 """
 
 from __future__ import annotations
@@ -31,11 +34,12 @@ SMALL_ROWS, LARGE_ROWS, FRESH_ROWS = 300, 30_000, 20_000
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--large-seeds", type=int, default=3)
+    parser.add_argument("--large-seeds", type=int, default=5)
     args = parser.parse_args()
     common.configure_env()
     import pandas as pd
 
+    from shiprisk.data.loaders import load_history
     from shiprisk.data.seller_worlds import seller_history, seller_with_interaction, small_seller
     from shiprisk.models.risk_model import OUTCOMES
     from shiprisk.training.config import load_config
@@ -57,6 +61,12 @@ def main() -> None:
         probs = model.predict_matrix(model.featurizer.transform(fresh))
         return sum(binary_log_loss(fresh[f"true_p_{o}"].to_numpy(), probs[o]) for o in OUTCOMES)
 
+    def truth_entropy(fresh) -> float:
+        return sum(
+            binary_log_loss(fresh[f"true_p_{o}"].to_numpy(), fresh[f"true_p_{o}"].to_numpy())
+            for o in OUTCOMES
+        )
+
     rows = []
     for seed in range(args.seeds):
         history = seller_history(SMALL_ROWS, seed, small_seller())
@@ -66,10 +76,7 @@ def main() -> None:
         heads, _ = trainable_heads(splits.train, MIN_EVENTS)
         own = fit_risk_model(splits, config, heads)
         recal = recalibrate(base, pd.concat([splits.train, splits.calibration]))
-        truth = sum(
-            binary_log_loss(fresh[f"true_p_{o}"].to_numpy(), fresh[f"true_p_{o}"].to_numpy())
-            for o in OUTCOMES
-        )
+        truth = truth_entropy(fresh)
         row = {
             "seed": seed,
             "own_heads": heads,
@@ -88,11 +95,24 @@ def main() -> None:
         import mlflow
 
         metrics = mlflow.get_run(result.run_id).data.metrics
+        # Was the choice right? Both candidates, refitted as train fits them, on fresh rows.
+        splits = time_split(load_history(history).train, config)
+        heads, _ = trainable_heads(splits.train, MIN_EVENTS)
+        own = fit_risk_model(splits, config, heads)
+        recal = recalibrate(base, pd.concat([splits.train, splits.calibration]))
+        fresh = seller_history(FRESH_ROWS, 1500 + seed, seller_with_interaction())
         large.append(
             {
                 "seed": 500 + seed,
                 "train_chose": result.path,
+                "test_rows": result.splits["test"],
                 **{k.split("/")[-1]: v for k, v in metrics.items() if k.startswith("choice/")},
+                "fresh": {
+                    "own": cross_entropy(own, fresh),
+                    "recalibrated": cross_entropy(recal, fresh),
+                    "base": cross_entropy(base.model, fresh),
+                    "truth": truth_entropy(fresh),
+                },
             }
         )
         common.log(json.dumps(large[-1]))
@@ -108,6 +128,9 @@ def main() -> None:
         "mean": {k: float(np.mean([r[k] for r in rows])) for k in ("base", "recalibrated", "own")}
         | {"truth": float(np.mean([r["truth"] for r in rows]))},
         "large_train_chose_own": sum(r["train_chose"] == "own" for r in large),
+        "large_own_better_on_fresh": sum(
+            r["fresh"]["own"] < r["fresh"]["recalibrated"] for r in large
+        ),
         "large_seeds": args.large_seeds,
         "seconds": round(time.perf_counter() - started),
         "base_model": base.name,
