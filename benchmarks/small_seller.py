@@ -42,6 +42,7 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
     common.configure_env()
+    import mlflow
     import pandas as pd
 
     from shiprisk.data.loaders import load_history
@@ -72,15 +73,20 @@ def main() -> None:
             for o in OUTCOMES
         )
 
+    def candidates(frame):
+        """The heads ``frame`` allows, the own model and the recalibration, fitted on the same
+        time split as ``train`` fits them."""
+        splits = time_split(frame, config)
+        heads, _ = trainable_heads(splits.train, MIN_EVENTS)
+        own = fit_risk_model(splits, config, heads)
+        return heads, own, recalibrate(base, pd.concat([splits.train, splits.calibration]))
+
     rows = []
     for seed in range(args.seeds):
         history = seller_history(SMALL_ROWS, seed, small_seller())
         fresh = seller_history(FRESH_ROWS, 1000 + seed, small_seller())
         chosen = train(history, tracking_uri=uri, with_baseline=False, register=False).path
-        splits = time_split(history, config)
-        heads, _ = trainable_heads(splits.train, MIN_EVENTS)
-        own = fit_risk_model(splits, config, heads)
-        recal = recalibrate(base, pd.concat([splits.train, splits.calibration]))
+        heads, own, recal = candidates(history)
         truth = truth_entropy(fresh)
         row = {
             "seed": seed,
@@ -94,21 +100,16 @@ def main() -> None:
         rows.append(row)
         common.log(json.dumps(row, default=str))
     large = []
-    for seed in range(args.large_first - 500, args.large_first - 500 + args.large_seeds):
-        history = seller_history(LARGE_ROWS, 500 + seed, seller_with_interaction())
+    for seed in range(args.large_first, args.large_first + args.large_seeds):
+        history = seller_history(LARGE_ROWS, seed, seller_with_interaction())
         result = train(history, tracking_uri=uri, with_baseline=False, register=False)
-        import mlflow
-
         metrics = mlflow.get_run(result.run_id).data.metrics
         # Was the choice right? Both candidates, refitted as train fits them, on fresh rows.
-        splits = time_split(load_history(history).train, config)
-        heads, _ = trainable_heads(splits.train, MIN_EVENTS)
-        own = fit_risk_model(splits, config, heads)
-        recal = recalibrate(base, pd.concat([splits.train, splits.calibration]))
-        fresh = seller_history(FRESH_ROWS, 1500 + seed, seller_with_interaction())
+        _, own, recal = candidates(load_history(history).train)
+        fresh = seller_history(FRESH_ROWS, 1000 + seed, seller_with_interaction())
         large.append(
             {
-                "seed": 500 + seed,
+                "seed": seed,
                 "train_chose": result.path,
                 "test_rows": result.splits["test"],
                 **{k.split("/")[-1]: v for k, v in metrics.items() if k.startswith("choice/")},
