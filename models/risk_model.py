@@ -10,6 +10,11 @@ scaling on its raw score plus a linear time term (:class:`PlattCalibrator`), fit
 training and calibration slices together; if the two calibrated probabilities ever sum
 above 1 they are renormalised.
 
+A head may be two competing causes (``two_causes`` in ``configs/train.yaml``; the reject head
+is: buyer refusal and customs return, ``models/two_causes.py``): two ensembles, each barred
+from the other cause's features, whose combined probability's log-odds is the head's raw
+score, so calibration, explanations and scoring treat it as any head.
+
 Storage is pickle-free: each booster as LightGBM's text model, the feature pipeline and
 the calibration as JSON, the training support per channel x value band x destination tier
 (``models/support.py``) as JSON, and a manifest with the SHA-256 of every file, checked on
@@ -42,6 +47,13 @@ from shiprisk.models.compiled import RawScorer, compile_head
 from shiprisk.models.head_constraints import head_constraints
 from shiprisk.models.priors import MODEL, PRIOR, RECALIBRATED, OutcomePrior
 from shiprisk.models.recalibrated import Recalibration, dump_recalibration, read_recalibration
+from shiprisk.models.two_causes import (
+    SECOND_SUFFIX,
+    SecondCause,
+    cause_exclude,
+    fit_two_cause_head,
+    model_text,
+)
 
 OUTCOMES = EVENT_KEYS
 OUTCOME_LABEL = LABEL_OF
@@ -55,6 +67,8 @@ PRIORS_FILE = "priors.json"
 """Outcomes without a head and their priors (models/priors.py); absent = every head trained."""
 RECALIBRATION_FILE = "recalibration.json"
 """A base model recalibrated to a seller (models/recalibrated.py); absent = none."""
+CAUSES_FILE = "causes.json"
+"""Heads fitted as two competing causes (models/two_causes.py); absent = none."""
 MAX_TOTAL = 1.0 - 1e-6
 TIME_FEATURE = "months_since_2000"
 
@@ -142,6 +156,9 @@ class RiskModel:
     recalibration: dict[str, Recalibration] = field(default_factory=dict)
     """A recalibrated base model: its heads moved to the seller's rates per outcome (an
     outcome the seller's history never records keeps the base head, as its prior)."""
+    causes: dict[str, SecondCause] = field(default_factory=dict)
+    """Heads fitted as two competing causes: the second cause per outcome (its first cause
+    is the outcome's booster; models/two_causes.py)."""
     _grid: support_mod.SupportGrid | None = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -168,25 +185,42 @@ class RiskModel:
         (features the head never splits on, e.g. plain declared value for the loss head) and
         ``refit_full_train``: after early stopping, retrain on all of ``train`` for
         the best number of rounds scaled by the data it adds
-        (``len(train) / early-stopping cut``). ``heads``: the outcomes to train a head for
-        (default: all); the others need :attr:`priors` before the model scores."""
+        (``len(train) / early-stopping cut``), and ``two_causes`` (the head as two competing
+        causes, each with the features it must never split on; models/two_causes.py).
+        ``heads``: the outcomes to train a head for (default: all); the others need
+        :attr:`priors` before the model scores."""
         featurizer = featurizer or ShipmentFeaturizer().fit(train)
         X = featurizer.transform(train)
         X_cal = featurizer.transform(calibration)
         cut = int(len(train) * (1.0 - early_stopping_share))
-        boosters, calibrators, best, used = {}, {}, {}, {}
+        boosters, calibrators, best, used, causes = {}, {}, {}, {}, {}
         for outcome in [o for o in OUTCOMES if heads is None or o in heads]:
             y = (train["outcome"] == OUTCOME_LABEL[outcome]).to_numpy()
             p = dict(params.get(outcome, {}))
             rounds = int(p.pop("num_boost_round", 500))
             patience = int(p.pop("early_stopping_rounds", 50))
             refit = bool(p.pop("refit_full_train", False))
-            p.update(head_constraints(featurizer, p.pop("monotone", None), p.pop("exclude", None)))
+            two = p.pop("two_causes", None)
+            monotone, exclude = p.pop("monotone", None), list(p.pop("exclude", None) or [])
+            p.update(head_constraints(featurizer, monotone, exclude))
             p.setdefault("objective", "binary")
             p.setdefault("verbose", -1)
             p.setdefault("num_threads", os.cpu_count() or 1)
             p.setdefault("seed", 0)
             cat = featurizer.categorical_features_
+            if two:
+                parts = [
+                    {**p, **head_constraints(featurizer, monotone, exclude + cause_exclude(c))}
+                    for c in two
+                ]
+                names = (str(two[0]["name"]), str(two[1]["name"]))
+                fitted = fit_two_cause_head(parts, names, cat, X, y, cut, rounds, patience, refit)
+                boosters[outcome], causes[outcome], best[outcome], used[outcome] = fitted
+                raw = _head_raw(boosters[outcome], causes[outcome], np.vstack([X, X_cal]))
+                calibrators[outcome] = _calibrate(
+                    featurizer, raw, X, X_cal, y, calibration, outcome
+                )
+                continue
             dtrain = lgb.Dataset(X[:cut], y[:cut], categorical_feature=cat, free_raw_data=False)
             dvalid = lgb.Dataset(X[cut:], y[cut:], categorical_feature=cat, reference=dtrain)
             booster = lgb.train(
@@ -203,17 +237,14 @@ class RiskModel:
                 booster = lgb.train(p, full, num_boost_round=used[outcome])
             booster.free_dataset()
             boosters[outcome] = booster
-            y_cal = (calibration["outcome"] == OUTCOME_LABEL[outcome]).to_numpy()
             # Train + calibration rows: the time trend needs the whole period's events.
             raw = booster.predict(
                 np.vstack([X, X_cal]), raw_score=True, num_iteration=booster.best_iteration
             )
-            t = featurizer.column(TIME_FEATURE)
-            months = None if t is None else np.concatenate([X[:, t], X_cal[:, t]])
-            calibrators[outcome] = PlattCalibrator().fit(raw, np.concatenate([y, y_cal]), months)
+            calibrators[outcome] = _calibrate(featurizer, raw, X, X_cal, y, calibration, outcome)
         info = {"best_iteration": best, "trees": used}
         shipments, events = _count_support(featurizer, train)
-        return cls(featurizer, boosters, calibrators, info, {}, shipments, events)
+        return cls(featurizer, boosters, calibrators, info, {}, shipments, events, causes=causes)
 
     # -- scoring -----------------------------------------------------------------------------
     @property
@@ -275,12 +306,21 @@ class RiskModel:
     def raw_scores(self, X: np.ndarray, outcome: str, num_threads: int = 1) -> np.ndarray:
         """Uncalibrated log-odds of one head: the compiled forest when there is one."""
         compiled = self.compiled.get(outcome)
+        threads = num_threads or os.cpu_count() or 1
         if compiled is not None:
-            return compiled(X, num_threads or os.cpu_count() or 1)
-        return self.boosters[outcome].predict(X, raw_score=True, num_threads=num_threads)
+            raw = compiled(X, threads)
+        else:
+            raw = self.boosters[outcome].predict(X, raw_score=True, num_threads=num_threads)
+        second = self.causes.get(outcome)
+        return raw if second is None else second.combine(raw, X, threads)
 
     def feature_importance(self, outcome: str) -> np.ndarray:
-        return self.boosters[outcome].feature_importance(importance_type="gain")
+        """Split gain per feature (both causes' trees for a two-cause head)."""
+        gain = self.boosters[outcome].feature_importance(importance_type="gain")
+        second = self.causes.get(outcome)
+        if second is not None:
+            gain = gain + second.booster.feature_importance(importance_type="gain")
+        return gain
 
     # -- storage -----------------------------------------------------------------------------
     def save(self, directory: Path) -> Path:
@@ -290,7 +330,7 @@ class RiskModel:
         files: dict[str, str] = {}
         for outcome, booster in self.boosters.items():
             name = f"booster_{outcome}.txt"
-            _write_text(directory / name, booster.model_to_string())
+            _write_text(directory / name, model_text(booster))
             files[name] = _sha256(directory / name)
         _write_text(directory / PIPELINE_FILE, json.dumps(self.featurizer.to_dict(), indent=1))
         files[PIPELINE_FILE] = _sha256(directory / PIPELINE_FILE)
@@ -308,6 +348,14 @@ class RiskModel:
         if self.recalibration:
             _write_text(directory / RECALIBRATION_FILE, dump_recalibration(self.recalibration))
             files[RECALIBRATION_FILE] = _sha256(directory / RECALIBRATION_FILE)
+        if self.causes:
+            for outcome, second in self.causes.items():
+                name = f"booster_{outcome}_{SECOND_SUFFIX}.txt"
+                _write_text(directory / name, model_text(second.booster))
+                files[name] = _sha256(directory / name)
+            stored = {o: c.to_dict() for o, c in self.causes.items()}
+            _write_text(directory / CAUSES_FILE, json.dumps(stored, indent=1))
+            files[CAUSES_FILE] = _sha256(directory / CAUSES_FILE)
         manifest = {"format_version": FORMAT_VERSION, "files": files, "info": self.info}
         _write_text(directory / MANIFEST, json.dumps(manifest, indent=1))
         return directory
@@ -329,7 +377,13 @@ class RiskModel:
         featurizer = _load_featurizer(directory)
         calibration = json.loads((directory / CALIBRATION_FILE).read_text())
         calibrators = {o: PlattCalibrator(**calibration[o]) for o in heads}
-        _check_consistent(directory, featurizer, boosters, calibrators)
+        causes = _load_causes(directory, manifest, heads)
+        _check_consistent(
+            directory,
+            featurizer,
+            {**boosters, **{f"{o}_{SECOND_SUFFIX}": c.booster for o, c in causes.items()}},
+            calibrators,
+        )
         compiled = {}
         if compile_trees:
             for o in heads:
@@ -339,6 +393,15 @@ class RiskModel:
                     featurizer.categorical_features_,
                     featurizer.reference_,
                 )
+                second = causes.get(o)
+                if second is not None and scorer is not None:
+                    second.compiled = compile_head(
+                        directory / f"booster_{o}_{SECOND_SUFFIX}.txt",
+                        second.booster,
+                        featurizer.categorical_features_,
+                        featurizer.reference_,
+                    )
+                    scorer = scorer if second.compiled is not None else None
                 if scorer is not None:
                     compiled[o] = scorer
         info = dict(manifest.get("info", {}))
@@ -357,7 +420,16 @@ class RiskModel:
         if RECALIBRATION_FILE in manifest["files"]:
             recal = read_recalibration((directory / RECALIBRATION_FILE).read_text(), heads)
         return cls(
-            featurizer, boosters, calibrators, info, compiled, support, events, priors, recal
+            featurizer,
+            boosters,
+            calibrators,
+            info,
+            compiled,
+            support,
+            events,
+            priors,
+            recal,
+            causes=causes,
         )
 
     def support_cells(
@@ -398,6 +470,50 @@ class RiskModel:
 
     def checksums(self, directory: Path) -> dict[str, str]:
         return dict(read_manifest(Path(directory))["files"])
+
+
+def _head_raw(booster: lgb.Booster, second: SecondCause, X: np.ndarray) -> np.ndarray:
+    """A two-cause head's raw score while fitting (LightGBM, every thread)."""
+    return second.combine(booster.predict(X, raw_score=True), X, os.cpu_count() or 1)
+
+
+def _calibrate(
+    featurizer: ShipmentFeaturizer,
+    raw: np.ndarray,
+    X: np.ndarray,
+    X_cal: np.ndarray,
+    y: np.ndarray,
+    calibration: pd.DataFrame,
+    outcome: str,
+) -> PlattCalibrator:
+    """Platt scaling with the time trend on the training and calibration rows' raw scores
+    (``raw``: both slices, in that order)."""
+    y_cal = (calibration["outcome"] == OUTCOME_LABEL[outcome]).to_numpy()
+    t = featurizer.column(TIME_FEATURE)
+    months = None if t is None else np.concatenate([X[:, t], X_cal[:, t]])
+    return PlattCalibrator().fit(raw, np.concatenate([y, y_cal]), months)
+
+
+def _load_causes(
+    directory: Path, manifest: Mapping[str, Any], heads: Sequence[str]
+) -> dict[str, SecondCause]:
+    """The second causes of the two-cause heads a saved model has (none if no file)."""
+    if CAUSES_FILE not in manifest["files"]:
+        return {}
+    stored = json.loads((directory / CAUSES_FILE).read_text())
+    causes = {}
+    for outcome, spec in stored.items():
+        if outcome not in heads:
+            raise ModelIntegrityError(f"model {directory.name}: {outcome} has no first cause")
+        name = f"booster_{outcome}_{SECOND_SUFFIX}.txt"
+        if name not in manifest["files"]:
+            raise ModelIntegrityError(f"model file {name} is missing")
+        booster = lgb.Booster(model_str=(directory / name).read_text())
+        offsets = (float(spec["offsets"][0]), float(spec["offsets"][1]))
+        causes[outcome] = SecondCause(
+            booster, offsets, tuple(spec.get("names", ())) or ("first", "second")
+        )
+    return causes
 
 
 def _count_support(

@@ -1,0 +1,177 @@
+"""A head as two competing causes: p = 1 - (1 - s(z_first)) (1 - s(z_second)).
+
+Why: a parcel is refused by its buyer or returned by customs, and the two have different
+drivers. Customs decide on the declaration, the goods, the duties terms and the papers,
+whatever carrier brings the parcel; the buyer's refusal depends on the buyer, the payment
+and the delivery (the carrier, how long it takes). One tree ensemble over every feature mixes
+the two: on the confounded history (sellers send valuable, duty-paying goods by the channels
+they trust) it learned part of the customs risk of a high-value parcel as a property of the
+channel that usually carried it, and carried that to every other channel. Here each cause is
+its own LightGBM ensemble that only sees its own features (``configs/train.yaml``: the
+customs part never sees the channel, the buyer part never sees the customs paperwork), the
+two are boosted together on the one observed outcome, and their probabilities combine as
+independent causes. The head's raw score is the log-odds of the combined probability, so
+calibration, explanations and the scoring path treat it as any head.
+
+Boosting: each round grows one tree per cause on the log-loss gradient of the combined
+probability with respect to that cause's score (Fisher scoring for the hessian), with the
+other cause held at its current score. Scores are tracked here from each new tree's output
+(public LightGBM API only), starting from ``offsets``: both causes at half the base rate's
+log-odds share, so neither starts ahead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+from shiprisk.features.definitions import CHANNEL_FEATURES
+
+SECOND_SUFFIX = "second"
+"""The second cause's booster file is ``booster_<outcome>_second.txt``."""
+RawScorer = Callable[[np.ndarray, int], np.ndarray]
+
+
+def model_text(booster: lgb.Booster) -> str:
+    """The booster's text model, naming its objective: trees boosted on our own gradients
+    have none, LightGBM then writes no ``objective`` line, and the compiler of the scoring
+    path (lleaves) refuses a model without one; ``custom`` is LightGBM's own word for it
+    (raw scores are unchanged, and they are all we read)."""
+    text = booster.model_to_string()
+    if "\nobjective=" in text:
+        return text
+    return text.replace("\nmax_feature_idx=", "\nobjective=custom\nmax_feature_idx=", 1)
+
+
+def _log_sigmoid_neg(z: np.ndarray) -> np.ndarray:
+    """log(1 - s(z)), stable for any z."""
+    return -np.logaddexp(0.0, z)
+
+
+def combined_logit(z_first: np.ndarray, z_second: np.ndarray) -> np.ndarray:
+    """Log-odds of 1 - (1 - s(z_first)) (1 - s(z_second)), without overflow."""
+    log_none = _log_sigmoid_neg(z_first) + _log_sigmoid_neg(z_second)  # log(1 - p)
+    log_none = np.minimum(log_none, -1e-300)
+    return np.log(-np.expm1(log_none)) - log_none
+
+
+@dataclass
+class SecondCause:
+    """The second cause of a two-cause head, and the two causes' starting log-odds."""
+
+    booster: lgb.Booster
+    offsets: tuple[float, float]
+    names: tuple[str, str] = ("first", "second")
+    compiled: RawScorer | None = field(default=None, repr=False)
+
+    def combine(self, first_raw: np.ndarray, X: np.ndarray, num_threads: int = 1) -> np.ndarray:
+        """The head's raw score from the first cause's trees' output and the rows."""
+        if self.compiled is not None:
+            second_raw = self.compiled(X, num_threads or 1)
+        else:
+            second_raw = self.booster.predict(X, raw_score=True, num_threads=num_threads)
+        return combined_logit(first_raw + self.offsets[0], second_raw + self.offsets[1])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"offsets": list(self.offsets), "names": list(self.names)}
+
+
+def _gradients(
+    y: np.ndarray, z_own: np.ndarray, z_other: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """d(log loss)/dz_own and its Fisher information, for p = 1 - (1-s_own)(1-s_other)."""
+    s_own = 1.0 / (1.0 + np.exp(-z_own))
+    s_other = 1.0 / (1.0 + np.exp(-z_other))
+    p = np.clip(1.0 - (1.0 - s_own) * (1.0 - s_other), 1e-12, 1.0 - 1e-12)
+    dp = s_own * (1.0 - s_own) * (1.0 - s_other)
+    grad = -y * dp / p + (1.0 - y) * s_own
+    hess = np.maximum(dp * dp / (p * (1.0 - p)), 1e-12)
+    return grad, hess
+
+
+def _log_loss(y: np.ndarray, z_first: np.ndarray, z_second: np.ndarray) -> float:
+    z = combined_logit(z_first, z_second)
+    return float(np.mean(np.logaddexp(0.0, z) - y * z))
+
+
+def fit_two_causes(
+    params: Sequence[Mapping[str, Any]],
+    categorical: Sequence[int],
+    train: tuple[np.ndarray, np.ndarray],
+    valid: tuple[np.ndarray, np.ndarray] | None,
+    rounds: int,
+    patience: int | None,
+    names: tuple[str, str] = ("first", "second"),
+) -> tuple[lgb.Booster, SecondCause, int]:
+    """Boost the two causes together (LightGBM ``params`` per cause); with ``valid``, stop
+    when its log loss has not improved for ``patience`` rounds and keep the best round.
+    Returns the first cause's booster, the second cause and the rounds kept."""
+    X, y = train
+    y = y.astype(np.float64)
+    rate = float(np.clip(y.mean(), 1e-6, 1.0 - 1e-6))
+    half = 1.0 - np.sqrt(1.0 - rate)  # each cause alone at this rate gives ``rate``
+    offset = float(np.log(half / (1.0 - half)))
+    offsets = (offset, offset)
+    boosters, scores, valid_scores = [], [], []
+    for p in params:
+        settings = {**p, "objective": "none", "verbose": p.get("verbose", -1)}
+        data = lgb.Dataset(X, y, categorical_feature=list(categorical), free_raw_data=False)
+        boosters.append(lgb.Booster(settings, data))
+        scores.append(np.full(len(y), offset))
+        if valid is not None:
+            valid_scores.append(np.full(len(valid[1]), offset))
+    best, best_loss = rounds, np.inf
+    for it in range(rounds):
+        for k in (0, 1):
+            grad, hess = _gradients(y, scores[k], scores[1 - k])
+            boosters[k].update(fobj=lambda _preds, _data, g=grad, h=hess: (g, h))
+            scores[k] += boosters[k].predict(X, raw_score=True, start_iteration=it, num_iteration=1)
+            if valid is not None:
+                valid_scores[k] += boosters[k].predict(
+                    valid[0], raw_score=True, start_iteration=it, num_iteration=1
+                )
+        if valid is not None:
+            loss = _log_loss(valid[1].astype(np.float64), *valid_scores)
+            if loss < best_loss - 1e-9:
+                best, best_loss = it + 1, loss
+            elif it + 1 - best >= (patience or rounds):
+                break
+    kept = [lgb.Booster(model_str=b.model_to_string(num_iteration=best)) for b in boosters]
+    return kept[0], SecondCause(kept[1], offsets, names), best
+
+
+def cause_exclude(cause: Mapping[str, Any]) -> list[str]:
+    """The features a cause must never split on: its ``exclude`` list, plus every feature
+    that depends on the channel when ``exclude_channel`` is set (features/definitions.py)."""
+    names = [str(f) for f in cause.get("exclude", [])]
+    if cause.get("exclude_channel", False):
+        names += list(CHANNEL_FEATURES)
+    return names
+
+
+def fit_two_cause_head(
+    params: Sequence[Mapping[str, Any]],
+    names: tuple[str, str],
+    categorical: Sequence[int],
+    X: np.ndarray,
+    y: np.ndarray,
+    cut: int,
+    rounds: int,
+    patience: int,
+    refit: bool,
+) -> tuple[lgb.Booster, SecondCause, int, int]:
+    """Early stopping on the rows from ``cut`` on, then (``refit``) the whole of ``X`` for
+    the best round count scaled by the rows it adds, as the one-ensemble heads do.
+    Returns the first cause's booster, the second cause, the best and the kept rounds."""
+    first, second, best = fit_two_causes(
+        params, categorical, (X[:cut], y[:cut]), (X[cut:], y[cut:]), rounds, patience, names
+    )
+    if not refit:
+        return first, second, best, best
+    used = max(1, round(best * len(X) / cut))
+    first, second, _ = fit_two_causes(params, categorical, (X, y), None, used, None, names)
+    return first, second, best, used
