@@ -59,6 +59,9 @@ OUTCOMES = EVENT_KEYS
 OUTCOME_LABEL = LABEL_OF
 """Head name -> the contract's outcome word it predicts."""
 FORMAT_VERSION = 1
+FORMAT_WITH_CAUSES = 2
+"""Written by a model with a two-cause head: code from before two-cause heads reads format 1
+only, so it refuses such a model instead of scoring its first cause alone."""
 MANIFEST = "manifest.json"
 PIPELINE_FILE = "pipeline.json"
 CALIBRATION_FILE = "calibration.json"
@@ -356,7 +359,8 @@ class RiskModel:
             stored = {o: c.to_dict() for o, c in self.causes.items()}
             _write_text(directory / CAUSES_FILE, json.dumps(stored, indent=1))
             files[CAUSES_FILE] = _sha256(directory / CAUSES_FILE)
-        manifest = {"format_version": FORMAT_VERSION, "files": files, "info": self.info}
+        version = FORMAT_WITH_CAUSES if self.causes else FORMAT_VERSION
+        manifest = {"format_version": version, "files": files, "info": self.info}
         _write_text(directory / MANIFEST, json.dumps(manifest, indent=1))
         return directory
 
@@ -587,7 +591,7 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ModelIntegrityError(f"{path} is missing: not a shiprisk model directory")
     manifest = json.loads(path.read_text())
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in (FORMAT_VERSION, FORMAT_WITH_CAUSES):
         raise ModelIntegrityError(f"unsupported model format {manifest.get('format_version')}")
     return manifest
 

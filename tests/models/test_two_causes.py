@@ -3,10 +3,13 @@ keeping each cause to its own features."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from shiprisk.features.definitions import CHANNEL_FEATURES
+from shiprisk.models.risk_model import FORMAT_VERSION, FORMAT_WITH_CAUSES, MANIFEST, RiskModel
 from shiprisk.models.two_causes import (
     _gradients,
     _log_loss,
@@ -97,3 +100,20 @@ def test_the_reject_head_keeps_customs_apart_from_the_channel(champion_model) ->
         assert barred and all(splits[part][f] == 0 for f in barred)
         assert sum(splits[part].values()) > 0
     assert any(f in cause_exclude(causes[1]) for f in CHANNEL_FEATURES)
+
+
+def test_a_two_cause_model_is_refused_by_code_that_reads_one_ensemble(
+    champion_model, tmp_path
+) -> None:
+    """Its manifest says format 2: code from before two-cause heads reads format 1 only, so
+    it refuses the model rather than score the first cause alone; this code reads both."""
+    path = champion_model.save(tmp_path / "model")
+    manifest = json.loads((path / MANIFEST).read_text())
+    assert manifest["format_version"] == FORMAT_WITH_CAUSES != FORMAT_VERSION
+    X = np.asarray([champion_model.featurizer.reference_], dtype=np.float64)
+    reloaded = RiskModel.load(path)
+    np.testing.assert_array_equal(
+        reloaded.raw_scores(X, "reject"), champion_model.raw_scores(X, "reject")
+    )
+    first_only = reloaded.boosters["reject"].predict(X, raw_score=True)
+    assert not np.allclose(first_only, reloaded.raw_scores(X, "reject"))
