@@ -15,9 +15,9 @@ calibration, explanations and the scoring path treat it as any head.
 
 Boosting: each round grows one tree per cause on the log-loss gradient of the combined
 probability with respect to that cause's score (Fisher scoring for the hessian), with the
-other cause held at its current score. Scores are tracked here from each new tree's output
-(public LightGBM API only), starting from ``offsets``: both causes at half the base rate's
-log-odds share, so neither starts ahead.
+other cause held at its current score. Each cause's scores are LightGBM's own running
+scores (read through its evaluation hook) plus its starting log-odds (``offsets``: both
+causes start at the same rate q, with 1 - (1 - q)^2 the base rate, so neither is ahead).
 """
 
 from __future__ import annotations
@@ -118,22 +118,22 @@ def fit_two_causes(
     offsets = (offset, offset)
     boosters, scores, valid_scores = [], [], []
     for p in params:
-        settings = {**p, "objective": "none", "verbose": p.get("verbose", -1)}
+        settings = {**p, "objective": "none", "metric": "None", "verbose": p.get("verbose", -1)}
         data = lgb.Dataset(X, y, categorical_feature=list(categorical), free_raw_data=False)
-        boosters.append(lgb.Booster(settings, data))
+        booster = lgb.Booster(settings, data)
         scores.append(np.full(len(y), offset))
         if valid is not None:
+            booster.add_valid(lgb.Dataset(*valid, reference=data), "valid")
             valid_scores.append(np.full(len(valid[1]), offset))
+        boosters.append(booster)
     best, best_loss = rounds, np.inf
     for it in range(rounds):
         for k in (0, 1):
             grad, hess = _gradients(y, scores[k], scores[1 - k])
             boosters[k].update(fobj=lambda _preds, _data, g=grad, h=hess: (g, h))
-            scores[k] += boosters[k].predict(X, raw_score=True, start_iteration=it, num_iteration=1)
+            scores[k] = offset + _scores(boosters[k], "train")
             if valid is not None:
-                valid_scores[k] += boosters[k].predict(
-                    valid[0], raw_score=True, start_iteration=it, num_iteration=1
-                )
+                valid_scores[k] = offset + _scores(boosters[k], "valid")
         if valid is not None:
             loss = _log_loss(valid[1].astype(np.float64), *valid_scores)
             if loss < best_loss - 1e-9:
@@ -142,6 +142,19 @@ def fit_two_causes(
                 break
     kept = [lgb.Booster(model_str=b.model_to_string(num_iteration=best)) for b in boosters]
     return kept[0], SecondCause(kept[1], offsets, names), best
+
+
+def _scores(booster: lgb.Booster, data: str) -> np.ndarray:
+    """The booster's current raw scores on its training or validation rows, as LightGBM keeps
+    them (updated with each tree; read through the public evaluation hook, not re-predicted)."""
+    found: list[np.ndarray] = []
+
+    def keep(preds: np.ndarray, _data: lgb.Dataset) -> tuple[str, float, bool]:
+        found.append(np.array(preds, dtype=np.float64))
+        return "scores", 0.0, False
+
+    (booster.eval_train if data == "train" else booster.eval_valid)(feval=keep)
+    return found[0]
 
 
 def cause_exclude(cause: Mapping[str, Any]) -> list[str]:

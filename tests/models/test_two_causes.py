@@ -56,21 +56,21 @@ def test_each_cause_learns_from_its_own_features_only() -> None:
     other's column and from the noise column 2. The fit splits them and the combined
     probability is calibrated."""
     rng = np.random.default_rng(2)
-    n = 40_000
+    n = 20_000
     X = rng.normal(size=(n, 3))
     p1, p2 = _sigmoid(-3.0 + 1.5 * X[:, 0]), _sigmoid(-2.5 + 1.2 * X[:, 1])
     p = 1.0 - (1.0 - p1) * (1.0 - p2)
     y = (rng.random(n) < p).astype(float)
-    base = {"learning_rate": 0.1, "num_leaves": 7, "min_data_in_leaf": 50, "verbose": -1}
+    base = {"learning_rate": 0.2, "num_leaves": 7, "min_data_in_leaf": 50, "verbose": -1}
     params = [
         {**base, "feature_contri": [1.0, 0.0, 0.0]},
         {**base, "feature_contri": [0.0, 1.0, 0.0]},
     ]
     cut = int(n * 0.8)
     first, second, best = fit_two_causes(
-        params, [], (X[:cut], y[:cut]), (X[cut:], y[cut:]), 500, 30, ("one", "two")
+        params, [], (X[:cut], y[:cut]), (X[cut:], y[cut:]), 300, 20, ("one", "two")
     )
-    assert 0 < best < 500
+    assert 0 < best < 300
     assert first.feature_importance("split")[1:].sum() == 0
     assert second.booster.feature_importance("split")[[0, 2]].sum() == 0
     z1 = first.predict(X, raw_score=True) + second.offsets[0]
