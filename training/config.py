@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,7 +33,12 @@ class MissingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     mask_rate: float = Field(default=0.25, ge=0, lt=1)
+    mask_rate_by_head: dict[str, Annotated[float, Field(ge=0, lt=1)]] = Field(default_factory=dict)
+    """A head trained on rows masked at its own rate (others: ``mask_rate``)."""
     seed: int = 0
+
+    def rate(self, head: str) -> float:
+        return self.mask_rate_by_head.get(head, self.mask_rate)
 
 
 class TrainConfig(BaseModel):

@@ -276,14 +276,37 @@ def fit_risk_model(
     splits: Splits, config: TrainConfig, heads: list[str] | None = None
 ) -> RiskModel:
     """The LightGBM risk model on the (masked) train and calibration slices; outcomes
-    without a head get their priors."""
-    model = RiskModel.fit(
-        *_masked(splits, config),
-        config.lightgbm,
-        early_stopping_share=config.early_stopping_share,
-        heads=heads,
-    )
+    without a head get their priors. Heads with a mask rate of their own
+    (``missing.mask_rate_by_head``) are fitted on slices masked at that rate, with the same
+    feature pipeline, and joined into one model."""
+    wanted = [o for o in OUTCOMES if heads is None or o in heads]
+    by_rate: dict[float, list[str]] = {}
+    for outcome in wanted:
+        by_rate.setdefault(config.missing.rate(outcome), []).append(outcome)
+    rates = sorted(by_rate, key=lambda r: r != config.missing.mask_rate)  # default rate first
+    model = None
+    for rate in rates:
+        part = RiskModel.fit(
+            *_masked(splits, config, rate),
+            config.lightgbm,
+            early_stopping_share=config.early_stopping_share,
+            featurizer=None if model is None else model.featurizer,
+            heads=by_rate[rate],
+        )
+        model = part if model is None else _joined(model, part)
+    if model is None:  # no head wanted: the pipeline and support counts, priors only
+        model = RiskModel.fit(*_masked(splits, config), config.lightgbm, heads=[])
     model.priors = _outcome_priors(model)
+    return model
+
+
+def _joined(model: RiskModel, part: RiskModel) -> RiskModel:
+    """``model`` with ``part``'s heads added (same pipeline, same training rows)."""
+    model.boosters.update(part.boosters)
+    model.calibrators.update(part.calibrators)
+    model.causes.update(part.causes)
+    for key, values in part.info.items():
+        model.info.setdefault(key, {}).update(values)
     return model
 
 
@@ -346,11 +369,15 @@ def _description(
     return text
 
 
-def _masked(splits: Splits, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train and calibration slices with optional fields blanked at random (test: never)."""
+def _masked(
+    splits: Splits, config: TrainConfig, rate: float | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train and calibration slices with optional fields blanked at random (test: never),
+    at ``rate`` (default: ``missing.mask_rate``)."""
     from shiprisk.features.masking import mask_optional
 
-    rate, seed = config.missing.mask_rate, config.missing.seed
+    rate = config.missing.mask_rate if rate is None else rate
+    seed = config.missing.seed
     return (
         mask_optional(splits.train, rate, seed),
         mask_optional(splits.calibration, rate, seed + 1),
@@ -376,6 +403,8 @@ def _log_params(
     params["baseline.Cs"] = ",".join(str(c) for c in config.baseline.Cs)
     params["dropped_features"] = ",".join(dropped) or "none"
     params["missing.mask_rate"] = config.missing.mask_rate
+    for head, rate in config.missing.mask_rate_by_head.items():
+        params[f"missing.mask_rate.{head}"] = rate
     params["train_from"] = str(splits.train["created_at"].min())
     params["test_from"] = str(splits.test["created_at"].min())
     params["test_to"] = str(splits.test["created_at"].max())
