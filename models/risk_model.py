@@ -23,7 +23,6 @@ load (so the registry's digest covers the support counts too).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -35,7 +34,6 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from shiprisk.data.atomic import write_text_atomic
 from shiprisk.data.outcomes import EVENT_KEYS, LABEL_OF
 from shiprisk.features.pipeline import (
     MissingFeaturesError,
@@ -43,26 +41,51 @@ from shiprisk.features.pipeline import (
     missing_features,
 )
 from shiprisk.models import support as support_mod
+from shiprisk.models.calibration import TIME_FEATURE, PlattCalibrator, calibrate_head
 from shiprisk.models.compiled import RawScorer, compile_head
 from shiprisk.models.head_constraints import head_constraints
 from shiprisk.models.priors import MODEL, PRIOR, RECALIBRATED, OutcomePrior
 from shiprisk.models.recalibrated import Recalibration, dump_recalibration, read_recalibration
+from shiprisk.models.storage import (
+    FORMAT_VERSION,
+    FORMAT_WITH_CAUSES,
+    MANIFEST,
+    IncompatibleModelError,
+    ModelIntegrityError,
+    model_digest,
+    read_manifest,
+    sha256_file,
+    verify_files,
+    write_text,
+)
 from shiprisk.models.two_causes import (
     SECOND_SUFFIX,
     SecondCause,
     cause_exclude,
     fit_two_cause_head,
+    load_causes,
     model_text,
+    save_causes,
 )
 
+__all__ = [  # what other modules import from here, some defined in models/storage.py
+    "FORMAT_VERSION",
+    "FORMAT_WITH_CAUSES",
+    "MANIFEST",
+    "TIME_FEATURE",
+    "IncompatibleModelError",
+    "ModelIntegrityError",
+    "PlattCalibrator",
+    "RiskModel",
+    "check_compatible",
+    "model_digest",
+    "read_manifest",
+    "stored_features",
+    "verify_files",
+]
 OUTCOMES = EVENT_KEYS
 OUTCOME_LABEL = LABEL_OF
 """Head name -> the contract's outcome word it predicts."""
-FORMAT_VERSION = 1
-FORMAT_WITH_CAUSES = 2
-"""Written by a model with a two-cause head: code from before two-cause heads reads format 1
-only, so it refuses such a model instead of scoring its first cause alone."""
-MANIFEST = "manifest.json"
 PIPELINE_FILE = "pipeline.json"
 CALIBRATION_FILE = "calibration.json"
 SUPPORT_FILE = "support.json"
@@ -70,73 +93,7 @@ PRIORS_FILE = "priors.json"
 """Outcomes without a head and their priors (models/priors.py); absent = every head trained."""
 RECALIBRATION_FILE = "recalibration.json"
 """A base model recalibrated to a seller (models/recalibrated.py); absent = none."""
-CAUSES_FILE = "causes.json"
-"""Heads fitted as two competing causes (models/two_causes.py); absent = none."""
 MAX_TOTAL = 1.0 - 1e-6
-TIME_FEATURE = "months_since_2000"
-
-
-class ModelIntegrityError(RuntimeError):
-    """A stored model file is missing or does not match its recorded checksum."""
-
-
-class IncompatibleModelError(ModelIntegrityError):
-    """A stored model needs features this code does not compute: it cannot be served or
-    promoted by this code (refused at load, never at request time)."""
-
-
-@dataclass
-class PlattCalibrator:
-    """p = sigmoid(a * raw_score + b + c * (clip(months, t_min, t_max) - t_ref) / 12).
-
-    ``months`` is the row's ``months_since_2000``; ``c`` is a drift in log-odds per year.
-    Why a time term: the rates drift slowly (a few % a year), too weakly for the trees to
-    split on time reliably, and plain Platt on the calibration slice (the newest rows) then
-    pulls every prediction to that slice's level, which under-predicts older rows by the
-    drift, on top of the slice's own sampling noise (~600 loss events). Fitted on the
-    training and calibration slices together, the trend uses ~5x the events; rows newer
-    than the calibration slice (live scoring) get its newest level (``t_max``), as trees
-    would, and rows older than the history its oldest (``t_min``): the trend is never
-    extrapolated beyond the period it was fitted on. Without ``months`` at fit, ``c`` stays
-    0: plain Platt scaling. (Models saved before ``t_min`` existed load with ``None``: no
-    lower clamp, as they were fitted.)
-    """
-
-    a: float = 1.0
-    b: float = 0.0
-    c: float = 0.0
-    t_ref: float = 0.0
-    t_max: float = 0.0
-    t_min: float | None = None
-
-    def fit(
-        self, raw: np.ndarray, y: np.ndarray, months: np.ndarray | None = None
-    ) -> PlattCalibrator:
-        from sklearn.linear_model import LogisticRegression
-
-        lr = LogisticRegression(C=1e6, max_iter=1000)
-        if months is None:
-            lr.fit(raw.reshape(-1, 1), y.astype(int))
-            self.a, self.b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
-            return self
-        self.t_ref, self.t_max = float(np.mean(months)), float(np.max(months))
-        self.t_min = float(np.min(months))
-        lr.fit(np.column_stack([raw, self._years(months)]), y.astype(int))
-        self.a, self.c = (float(v) for v in lr.coef_[0])
-        self.b = float(lr.intercept_[0])
-        return self
-
-    def _years(self, months: np.ndarray) -> np.ndarray:
-        low = -np.inf if self.t_min is None else self.t_min
-        return (np.clip(months, low, self.t_max) - self.t_ref) / 12.0
-
-    def __call__(self, raw: np.ndarray, months: np.ndarray | None = None) -> np.ndarray:
-        z = self.a * raw + self.b
-        if self.c != 0.0:
-            if months is None:
-                raise ValueError("this calibrator has a time term: pass months")
-            z = z + self.c * self._years(months)
-        return 1.0 / (1.0 + np.exp(-z))
 
 
 @dataclass
@@ -220,7 +177,7 @@ class RiskModel:
                 fitted = fit_two_cause_head(parts, names, cat, X, y, cut, rounds, patience, refit)
                 boosters[outcome], causes[outcome], best[outcome], used[outcome] = fitted
                 raw = _head_raw(boosters[outcome], causes[outcome], np.vstack([X, X_cal]))
-                calibrators[outcome] = _calibrate(
+                calibrators[outcome] = calibrate_head(
                     featurizer, raw, X, X_cal, y, calibration, outcome
                 )
                 continue
@@ -244,10 +201,22 @@ class RiskModel:
             raw = booster.predict(
                 np.vstack([X, X_cal]), raw_score=True, num_iteration=booster.best_iteration
             )
-            calibrators[outcome] = _calibrate(featurizer, raw, X, X_cal, y, calibration, outcome)
+            calibrators[outcome] = calibrate_head(
+                featurizer, raw, X, X_cal, y, calibration, outcome
+            )
         info = {"best_iteration": best, "trees": used}
         shipments, events = _count_support(featurizer, train)
         return cls(featurizer, boosters, calibrators, info, {}, shipments, events, causes=causes)
+
+    def add_heads(self, other: RiskModel) -> RiskModel:
+        """This model with ``other``'s heads added (fitted with the same pipeline on the
+        same training rows, e.g. masked at another rate: training/train.py)."""
+        self.boosters.update(other.boosters)
+        self.calibrators.update(other.calibrators)
+        self.causes.update(other.causes)
+        for key, values in other.info.items():
+            self.info.setdefault(key, {}).update(values)
+        return self
 
     # -- scoring -----------------------------------------------------------------------------
     @property
@@ -333,35 +302,28 @@ class RiskModel:
         files: dict[str, str] = {}
         for outcome, booster in self.boosters.items():
             name = f"booster_{outcome}.txt"
-            _write_text(directory / name, model_text(booster))
-            files[name] = _sha256(directory / name)
-        _write_text(directory / PIPELINE_FILE, json.dumps(self.featurizer.to_dict(), indent=1))
-        files[PIPELINE_FILE] = _sha256(directory / PIPELINE_FILE)
+            write_text(directory / name, model_text(booster))
+            files[name] = sha256_file(directory / name)
+        write_text(directory / PIPELINE_FILE, json.dumps(self.featurizer.to_dict(), indent=1))
+        files[PIPELINE_FILE] = sha256_file(directory / PIPELINE_FILE)
         calibration = {o: asdict(c) for o, c in self.calibrators.items()}
-        _write_text(directory / CALIBRATION_FILE, json.dumps(calibration, indent=1))
-        files[CALIBRATION_FILE] = _sha256(directory / CALIBRATION_FILE)
+        write_text(directory / CALIBRATION_FILE, json.dumps(calibration, indent=1))
+        files[CALIBRATION_FILE] = sha256_file(directory / CALIBRATION_FILE)
         if self.support is not None:
             stored = {"shipments": self.support, "events": self.support_events or {}}
-            _write_text(directory / SUPPORT_FILE, json.dumps(stored, indent=0, sort_keys=True))
-            files[SUPPORT_FILE] = _sha256(directory / SUPPORT_FILE)
+            write_text(directory / SUPPORT_FILE, json.dumps(stored, indent=0, sort_keys=True))
+            files[SUPPORT_FILE] = sha256_file(directory / SUPPORT_FILE)
         if self.priors:
             priors = {o: p.to_dict() for o, p in self.priors.items()}
-            _write_text(directory / PRIORS_FILE, json.dumps(priors, indent=1))
-            files[PRIORS_FILE] = _sha256(directory / PRIORS_FILE)
+            write_text(directory / PRIORS_FILE, json.dumps(priors, indent=1))
+            files[PRIORS_FILE] = sha256_file(directory / PRIORS_FILE)
         if self.recalibration:
-            _write_text(directory / RECALIBRATION_FILE, dump_recalibration(self.recalibration))
-            files[RECALIBRATION_FILE] = _sha256(directory / RECALIBRATION_FILE)
-        if self.causes:
-            for outcome, second in self.causes.items():
-                name = f"booster_{outcome}_{SECOND_SUFFIX}.txt"
-                _write_text(directory / name, model_text(second.booster))
-                files[name] = _sha256(directory / name)
-            stored = {o: c.to_dict() for o, c in self.causes.items()}
-            _write_text(directory / CAUSES_FILE, json.dumps(stored, indent=1))
-            files[CAUSES_FILE] = _sha256(directory / CAUSES_FILE)
+            write_text(directory / RECALIBRATION_FILE, dump_recalibration(self.recalibration))
+            files[RECALIBRATION_FILE] = sha256_file(directory / RECALIBRATION_FILE)
+        files.update(save_causes(directory, self.causes))
         version = FORMAT_WITH_CAUSES if self.causes else FORMAT_VERSION
         manifest = {"format_version": version, "files": files, "info": self.info}
-        _write_text(directory / MANIFEST, json.dumps(manifest, indent=1))
+        write_text(directory / MANIFEST, json.dumps(manifest, indent=1))
         return directory
 
     @classmethod
@@ -381,7 +343,7 @@ class RiskModel:
         featurizer = _load_featurizer(directory)
         calibration = json.loads((directory / CALIBRATION_FILE).read_text())
         calibrators = {o: PlattCalibrator(**calibration[o]) for o in heads}
-        causes = _load_causes(directory, manifest, heads)
+        causes = load_causes(directory, manifest, heads)
         _check_consistent(
             directory,
             featurizer,
@@ -481,45 +443,6 @@ def _head_raw(booster: lgb.Booster, second: SecondCause, X: np.ndarray) -> np.nd
     return second.combine(booster.predict(X, raw_score=True), X, os.cpu_count() or 1)
 
 
-def _calibrate(
-    featurizer: ShipmentFeaturizer,
-    raw: np.ndarray,
-    X: np.ndarray,
-    X_cal: np.ndarray,
-    y: np.ndarray,
-    calibration: pd.DataFrame,
-    outcome: str,
-) -> PlattCalibrator:
-    """Platt scaling with the time trend on the training and calibration rows' raw scores
-    (``raw``: both slices, in that order)."""
-    y_cal = (calibration["outcome"] == OUTCOME_LABEL[outcome]).to_numpy()
-    t = featurizer.column(TIME_FEATURE)
-    months = None if t is None else np.concatenate([X[:, t], X_cal[:, t]])
-    return PlattCalibrator().fit(raw, np.concatenate([y, y_cal]), months)
-
-
-def _load_causes(
-    directory: Path, manifest: Mapping[str, Any], heads: Sequence[str]
-) -> dict[str, SecondCause]:
-    """The second causes of the two-cause heads a saved model has (none if no file)."""
-    if CAUSES_FILE not in manifest["files"]:
-        return {}
-    stored = json.loads((directory / CAUSES_FILE).read_text())
-    causes = {}
-    for outcome, spec in stored.items():
-        if outcome not in heads:
-            raise ModelIntegrityError(f"model {directory.name}: {outcome} has no first cause")
-        name = f"booster_{outcome}_{SECOND_SUFFIX}.txt"
-        if name not in manifest["files"]:
-            raise ModelIntegrityError(f"model file {name} is missing")
-        booster = lgb.Booster(model_str=(directory / name).read_text())
-        offsets = (float(spec["offsets"][0]), float(spec["offsets"][1]))
-        causes[outcome] = SecondCause(
-            booster, offsets, tuple(spec.get("names", ())) or ("first", "second")
-        )
-    return causes
-
-
 def _count_support(
     featurizer: ShipmentFeaturizer, train: pd.DataFrame
 ) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
@@ -584,43 +507,3 @@ def _check_consistent(
         raise IncompatibleModelError(
             f"model {Path(directory).name}: calibrated on {TIME_FEATURE}, not in its features"
         )
-
-
-def read_manifest(directory: Path) -> dict[str, Any]:
-    path = Path(directory) / MANIFEST
-    if not path.is_file():
-        raise ModelIntegrityError(f"{path} is missing: not a shiprisk model directory")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format_version") not in (FORMAT_VERSION, FORMAT_WITH_CAUSES):
-        raise ModelIntegrityError(f"unsupported model format {manifest.get('format_version')}")
-    return manifest
-
-
-def verify_files(directory: Path, manifest: Mapping[str, Any]) -> None:
-    """Raise :class:`ModelIntegrityError` unless every listed file matches its SHA-256."""
-    for name, digest in manifest["files"].items():
-        path = Path(directory) / name
-        if not path.is_file():
-            raise ModelIntegrityError(f"model file {name} is missing")
-        if _sha256(path) != digest:
-            raise ModelIntegrityError(f"checksum mismatch for {name}: refusing to load")
-
-
-def model_digest(directory: Path) -> str:
-    """One short fingerprint of a saved model (hash of its manifest's file checksums)."""
-    files = read_manifest(directory)["files"]
-    joined = "".join(f"{k}={v};" for k, v in sorted(files.items()))
-    return hashlib.sha256(joined.encode()).hexdigest()[:16]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _write_text(path: Path, text: str) -> None:
-    """A crash never leaves a half-written model file."""
-    write_text_atomic(path, text)

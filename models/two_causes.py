@@ -22,15 +22,20 @@ causes start at the same rate q, with 1 - (1 - q)^2 the base rate, so neither is
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 
 from shiprisk.features.definitions import CHANNEL_FEATURES
+from shiprisk.models.storage import ModelIntegrityError, sha256_file, write_text
 
+CAUSES_FILE = "causes.json"
+"""A saved model's two-cause heads: offsets and names (absent: none)."""
 SECOND_SUFFIX = "second"
 """The second cause's booster file is ``booster_<outcome>_second.txt``."""
 RawScorer = Callable[[np.ndarray, int], np.ndarray]
@@ -188,3 +193,42 @@ def fit_two_cause_head(
     used = max(1, round(best * len(X) / cut))
     first, second, _ = fit_two_causes(params, categorical, (X, y), None, used, None, names)
     return first, second, best, used
+
+
+def save_causes(directory: Path, causes: Mapping[str, SecondCause]) -> dict[str, str]:
+    """Write each second cause's booster and the causes file; their SHA-256 by file name
+    (for the manifest)."""
+    if not causes:
+        return {}
+    files = {}
+    for outcome, second in causes.items():
+        name = f"booster_{outcome}_{SECOND_SUFFIX}.txt"
+        write_text(directory / name, model_text(second.booster))
+        files[name] = sha256_file(directory / name)
+    stored = {o: c.to_dict() for o, c in causes.items()}
+    write_text(directory / CAUSES_FILE, json.dumps(stored, indent=1))
+    files[CAUSES_FILE] = sha256_file(directory / CAUSES_FILE)
+    return files
+
+
+def load_causes(
+    directory: Path, manifest: Mapping[str, Any], heads: Sequence[str]
+) -> dict[str, SecondCause]:
+    """The second causes of the two-cause heads a saved model has (none if no file);
+    ``heads``: the outcomes with a first cause (their boosters)."""
+    if CAUSES_FILE not in manifest["files"]:
+        return {}
+    stored = json.loads((directory / CAUSES_FILE).read_text())
+    causes = {}
+    for outcome, spec in stored.items():
+        if outcome not in heads:
+            raise ModelIntegrityError(f"model {directory.name}: {outcome} has no first cause")
+        name = f"booster_{outcome}_{SECOND_SUFFIX}.txt"
+        if name not in manifest["files"]:
+            raise ModelIntegrityError(f"model file {name} is missing")
+        booster = lgb.Booster(model_str=(directory / name).read_text())
+        offsets = (float(spec["offsets"][0]), float(spec["offsets"][1]))
+        causes[outcome] = SecondCause(
+            booster, offsets, tuple(spec.get("names", ())) or ("first", "second")
+        )
+    return causes

@@ -279,34 +279,22 @@ def fit_risk_model(
     without a head get their priors. Heads with a mask rate of their own
     (``missing.mask_rate_by_head``) are fitted on slices masked at that rate, with the same
     feature pipeline, and joined into one model."""
-    wanted = [o for o in OUTCOMES if heads is None or o in heads]
-    by_rate: dict[float, list[str]] = {}
-    for outcome in wanted:
-        by_rate.setdefault(config.missing.rate(outcome), []).append(outcome)
-    rates = sorted(by_rate, key=lambda r: r != config.missing.mask_rate)  # default rate first
-    model = None
-    for rate in rates:
-        part = RiskModel.fit(
-            *_masked(splits, config, rate),
-            config.lightgbm,
-            early_stopping_share=config.early_stopping_share,
-            featurizer=None if model is None else model.featurizer,
-            heads=by_rate[rate],
-        )
-        model = part if model is None else _joined(model, part)
-    if model is None:  # no head wanted: the pipeline and support counts, priors only
-        model = RiskModel.fit(*_masked(splits, config), config.lightgbm, heads=[])
+    rates: dict[float, list[str]] = {config.missing.mask_rate: []}  # first: fits the pipeline
+    for outcome in (o for o in OUTCOMES if heads is None or o in heads):
+        rates.setdefault(config.missing.rate(outcome), []).append(outcome)
+    model: RiskModel | None = None
+    for rate, group in rates.items():
+        if model is None or group:
+            part = RiskModel.fit(
+                *_masked(splits, config, rate),
+                config.lightgbm,
+                early_stopping_share=config.early_stopping_share,
+                featurizer=None if model is None else model.featurizer,
+                heads=group,
+            )
+            model = part if model is None else model.add_heads(part)
+    assert model is not None
     model.priors = _outcome_priors(model)
-    return model
-
-
-def _joined(model: RiskModel, part: RiskModel) -> RiskModel:
-    """``model`` with ``part``'s heads added (same pipeline, same training rows)."""
-    model.boosters.update(part.boosters)
-    model.calibrators.update(part.calibrators)
-    model.causes.update(part.causes)
-    for key, values in part.info.items():
-        model.info.setdefault(key, {}).update(values)
     return model
 
 
