@@ -46,3 +46,34 @@ def test_a_head_rate_outside_zero_to_one_is_refused() -> None:
     assert MissingConfig(mask_rate_by_head={"reject": 0.12}).rate("loss") == 0.25
     with pytest.raises(ValidationError, match="less than 1"):
         MissingConfig(mask_rate_by_head={"reject": 1.0})
+
+
+def test_a_bad_training_config_is_one_line_before_any_data_is_drawn(tmp_path, monkeypatch) -> None:
+    """`shiprisk train --config` with a value out of range, an unknown key or broken YAML:
+    one line naming the key, exit 2, no traceback, nothing simulated."""
+    from typer.testing import CliRunner
+
+    from shiprisk.cli import app
+    from shiprisk.settings import get_settings
+    from shiprisk.training.config import DEFAULT_CONFIG
+
+    monkeypatch.setenv("SHIPRISK_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    text = DEFAULT_CONFIG.read_text()
+    cases = {
+        "range.yaml": (
+            text.replace("    reject: 0.12", "    reject: 1.5"),
+            "mask_rate_by_head.reject",
+        ),
+        "key.yaml": (text.replace("  seed: 0", "  seed: 0\n  mask_rat: 3"), "missing.mask_rat"),
+        "yaml.yaml": ("version: [1\n", "not valid YAML"),
+    }
+    for name, (body, named) in cases.items():
+        (tmp_path / name).write_text(body)
+        result = CliRunner().invoke(app, ["train", "--config", str(tmp_path / name)])
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 2, result.output
+        assert len(lines) == 1 and "training config refused" in lines[0] and named in lines[0]
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "home" / "data").exists()
+    get_settings.cache_clear()
