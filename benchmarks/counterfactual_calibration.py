@@ -51,11 +51,10 @@ def main() -> None:
         return
     common.configure_env()
     from shiprisk.data.simulator import simulate
-    from shiprisk.models.risk_model import RiskModel
     from shiprisk.settings import get_settings
     from shiprisk.training.config import load_config
     from shiprisk.training.counterfactual import calibration_table, out_of_band
-    from shiprisk.training.train import load_training_frame, time_split
+    from shiprisk.training.train import fit_risk_model, load_training_frame, time_split
 
     rows = args.rows or get_settings().default_rows
     started = time.time()
@@ -64,15 +63,11 @@ def main() -> None:
     config = load_config(args.config)
     splits = time_split(frame, config)
     common.log("training")
-    model = RiskModel.fit(
-        splits.train,
-        splits.calibration,
-        {
-            o: {**p, **({"num_threads": args.threads} if args.threads else {})}
-            for o, p in config.lightgbm.items()
-        },
-        early_stopping_share=config.early_stopping_share,
-    )
+    threads = {"num_threads": args.threads} if args.threads else {}
+    lightgbm = {o: {**p, **threads} for o, p in config.lightgbm.items()}
+    # The product's training path (masked slices, as `shiprisk train`): the table describes
+    # the model the service scores with.
+    model = fit_risk_model(splits, config.model_copy(update={"lightgbm": lightgbm}))
     model.save(common.RESULTS / f"counterfactual_model_{args.label}")
     common.log(f"scoring {args.fresh} fresh shipments (seed {FRESH_SEED}) on every channel")
     fresh = simulate(args.fresh, FRESH_SEED)

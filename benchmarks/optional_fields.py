@@ -63,10 +63,10 @@ def main() -> None:
     common.configure_env()
     from shiprisk.data.outcomes import EVENT_KEYS
     from shiprisk.features.masking import mask_groups, used_fields
-    from shiprisk.models.risk_model import OUTCOME_LABEL, RiskModel
+    from shiprisk.models.risk_model import OUTCOME_LABEL
     from shiprisk.training.config import load_config
     from shiprisk.training.evaluate import outcome_labels, outcome_metrics, outcome_truth
-    from shiprisk.training.train import _masked, time_split
+    from shiprisk.training.train import fit_risk_model, time_split
 
     report = common.Report("optional_fields", "Optional fields: gain and calibration")
     config = load_config()
@@ -82,10 +82,7 @@ def main() -> None:
             o: float((splits.train["outcome"] == OUTCOME_LABEL[o]).mean()) for o in EVENT_KEYS
         }
         common.log(f"training the {name} export's model ({len(dropped)} fields absent)")
-        model = RiskModel.fit(
-            *_masked(splits, config), config.lightgbm,
-            early_stopping_share=config.early_stopping_share,
-        )  # fmt: skip
+        model = fit_risk_model(splits, config)
         probs = model.predict_frame(fresh.drop(columns=list(dropped)))
         details["exports"][name] = {"absent": list(dropped), "fields": model.featurizer.fields_}
         for o in EVENT_KEYS:

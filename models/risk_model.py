@@ -10,6 +10,11 @@ scaling on its raw score plus a linear time term (:class:`PlattCalibrator`), fit
 training and calibration slices together; if the two calibrated probabilities ever sum
 above 1 they are renormalised.
 
+A head may be two competing causes (``two_causes`` in ``configs/train.yaml``; the reject head
+is: buyer refusal and customs return, ``models/two_causes.py``): two ensembles, each barred
+from the other cause's features, whose combined probability's log-odds is the head's raw
+score, so calibration, explanations and scoring treat it as any head.
+
 Storage is pickle-free: each booster as LightGBM's text model, the feature pipeline and
 the calibration as JSON, the training support per channel x value band x destination tier
 (``models/support.py``) as JSON, and a manifest with the SHA-256 of every file, checked on
@@ -18,7 +23,6 @@ load (so the registry's digest covers the support counts too).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -30,7 +34,6 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from shiprisk.data.atomic import write_text_atomic
 from shiprisk.data.outcomes import EVENT_KEYS, LABEL_OF
 from shiprisk.features.pipeline import (
     MissingFeaturesError,
@@ -38,16 +41,51 @@ from shiprisk.features.pipeline import (
     missing_features,
 )
 from shiprisk.models import support as support_mod
+from shiprisk.models.calibration import TIME_FEATURE, PlattCalibrator, calibrate_head
 from shiprisk.models.compiled import RawScorer, compile_head
 from shiprisk.models.head_constraints import head_constraints
 from shiprisk.models.priors import MODEL, PRIOR, RECALIBRATED, OutcomePrior
 from shiprisk.models.recalibrated import Recalibration, dump_recalibration, read_recalibration
+from shiprisk.models.storage import (
+    FORMAT_VERSION,
+    FORMAT_WITH_CAUSES,
+    MANIFEST,
+    IncompatibleModelError,
+    ModelIntegrityError,
+    model_digest,
+    read_manifest,
+    sha256_file,
+    verify_files,
+    write_text,
+)
+from shiprisk.models.two_causes import (
+    SECOND_SUFFIX,
+    SecondCause,
+    cause_exclude,
+    fit_two_cause_head,
+    load_causes,
+    model_text,
+    save_causes,
+)
 
+__all__ = [  # what other modules import from here, some defined in models/storage.py
+    "FORMAT_VERSION",
+    "FORMAT_WITH_CAUSES",
+    "MANIFEST",
+    "TIME_FEATURE",
+    "IncompatibleModelError",
+    "ModelIntegrityError",
+    "PlattCalibrator",
+    "RiskModel",
+    "check_compatible",
+    "model_digest",
+    "read_manifest",
+    "stored_features",
+    "verify_files",
+]
 OUTCOMES = EVENT_KEYS
 OUTCOME_LABEL = LABEL_OF
 """Head name -> the contract's outcome word it predicts."""
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 PIPELINE_FILE = "pipeline.json"
 CALIBRATION_FILE = "calibration.json"
 SUPPORT_FILE = "support.json"
@@ -56,70 +94,6 @@ PRIORS_FILE = "priors.json"
 RECALIBRATION_FILE = "recalibration.json"
 """A base model recalibrated to a seller (models/recalibrated.py); absent = none."""
 MAX_TOTAL = 1.0 - 1e-6
-TIME_FEATURE = "months_since_2000"
-
-
-class ModelIntegrityError(RuntimeError):
-    """A stored model file is missing or does not match its recorded checksum."""
-
-
-class IncompatibleModelError(ModelIntegrityError):
-    """A stored model needs features this code does not compute: it cannot be served or
-    promoted by this code (refused at load, never at request time)."""
-
-
-@dataclass
-class PlattCalibrator:
-    """p = sigmoid(a * raw_score + b + c * (clip(months, t_min, t_max) - t_ref) / 12).
-
-    ``months`` is the row's ``months_since_2000``; ``c`` is a drift in log-odds per year.
-    Why a time term: the rates drift slowly (a few % a year), too weakly for the trees to
-    split on time reliably, and plain Platt on the calibration slice (the newest rows) then
-    pulls every prediction to that slice's level, which under-predicts older rows by the
-    drift, on top of the slice's own sampling noise (~600 loss events). Fitted on the
-    training and calibration slices together, the trend uses ~5x the events; rows newer
-    than the calibration slice (live scoring) get its newest level (``t_max``), as trees
-    would, and rows older than the history its oldest (``t_min``): the trend is never
-    extrapolated beyond the period it was fitted on. Without ``months`` at fit, ``c`` stays
-    0: plain Platt scaling. (Models saved before ``t_min`` existed load with ``None``: no
-    lower clamp, as they were fitted.)
-    """
-
-    a: float = 1.0
-    b: float = 0.0
-    c: float = 0.0
-    t_ref: float = 0.0
-    t_max: float = 0.0
-    t_min: float | None = None
-
-    def fit(
-        self, raw: np.ndarray, y: np.ndarray, months: np.ndarray | None = None
-    ) -> PlattCalibrator:
-        from sklearn.linear_model import LogisticRegression
-
-        lr = LogisticRegression(C=1e6, max_iter=1000)
-        if months is None:
-            lr.fit(raw.reshape(-1, 1), y.astype(int))
-            self.a, self.b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
-            return self
-        self.t_ref, self.t_max = float(np.mean(months)), float(np.max(months))
-        self.t_min = float(np.min(months))
-        lr.fit(np.column_stack([raw, self._years(months)]), y.astype(int))
-        self.a, self.c = (float(v) for v in lr.coef_[0])
-        self.b = float(lr.intercept_[0])
-        return self
-
-    def _years(self, months: np.ndarray) -> np.ndarray:
-        low = -np.inf if self.t_min is None else self.t_min
-        return (np.clip(months, low, self.t_max) - self.t_ref) / 12.0
-
-    def __call__(self, raw: np.ndarray, months: np.ndarray | None = None) -> np.ndarray:
-        z = self.a * raw + self.b
-        if self.c != 0.0:
-            if months is None:
-                raise ValueError("this calibrator has a time term: pass months")
-            z = z + self.c * self._years(months)
-        return 1.0 / (1.0 + np.exp(-z))
 
 
 @dataclass
@@ -142,6 +116,9 @@ class RiskModel:
     recalibration: dict[str, Recalibration] = field(default_factory=dict)
     """A recalibrated base model: its heads moved to the seller's rates per outcome (an
     outcome the seller's history never records keeps the base head, as its prior)."""
+    causes: dict[str, SecondCause] = field(default_factory=dict)
+    """Heads fitted as two competing causes: the second cause per outcome (its first cause
+    is the outcome's booster; models/two_causes.py)."""
     _grid: support_mod.SupportGrid | None = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -168,25 +145,42 @@ class RiskModel:
         (features the head never splits on, e.g. plain declared value for the loss head) and
         ``refit_full_train``: after early stopping, retrain on all of ``train`` for
         the best number of rounds scaled by the data it adds
-        (``len(train) / early-stopping cut``). ``heads``: the outcomes to train a head for
-        (default: all); the others need :attr:`priors` before the model scores."""
+        (``len(train) / early-stopping cut``), and ``two_causes`` (the head as two competing
+        causes, each with the features it must never split on; models/two_causes.py).
+        ``heads``: the outcomes to train a head for (default: all); the others need
+        :attr:`priors` before the model scores."""
         featurizer = featurizer or ShipmentFeaturizer().fit(train)
         X = featurizer.transform(train)
         X_cal = featurizer.transform(calibration)
         cut = int(len(train) * (1.0 - early_stopping_share))
-        boosters, calibrators, best, used = {}, {}, {}, {}
+        boosters, calibrators, best, used, causes = {}, {}, {}, {}, {}
         for outcome in [o for o in OUTCOMES if heads is None or o in heads]:
             y = (train["outcome"] == OUTCOME_LABEL[outcome]).to_numpy()
             p = dict(params.get(outcome, {}))
             rounds = int(p.pop("num_boost_round", 500))
             patience = int(p.pop("early_stopping_rounds", 50))
             refit = bool(p.pop("refit_full_train", False))
-            p.update(head_constraints(featurizer, p.pop("monotone", None), p.pop("exclude", None)))
+            two = p.pop("two_causes", None)
+            monotone, exclude = p.pop("monotone", None), list(p.pop("exclude", None) or [])
+            p.update(head_constraints(featurizer, monotone, exclude))
             p.setdefault("objective", "binary")
             p.setdefault("verbose", -1)
             p.setdefault("num_threads", os.cpu_count() or 1)
             p.setdefault("seed", 0)
             cat = featurizer.categorical_features_
+            if two:
+                parts = [
+                    {**p, **head_constraints(featurizer, monotone, exclude + cause_exclude(c))}
+                    for c in two
+                ]
+                names = (str(two[0]["name"]), str(two[1]["name"]))
+                fitted = fit_two_cause_head(parts, names, cat, X, y, cut, rounds, patience, refit)
+                boosters[outcome], causes[outcome], best[outcome], used[outcome] = fitted
+                raw = _head_raw(boosters[outcome], causes[outcome], np.vstack([X, X_cal]))
+                calibrators[outcome] = calibrate_head(
+                    featurizer, raw, X, X_cal, y, calibration, outcome
+                )
+                continue
             dtrain = lgb.Dataset(X[:cut], y[:cut], categorical_feature=cat, free_raw_data=False)
             dvalid = lgb.Dataset(X[cut:], y[cut:], categorical_feature=cat, reference=dtrain)
             booster = lgb.train(
@@ -203,17 +197,26 @@ class RiskModel:
                 booster = lgb.train(p, full, num_boost_round=used[outcome])
             booster.free_dataset()
             boosters[outcome] = booster
-            y_cal = (calibration["outcome"] == OUTCOME_LABEL[outcome]).to_numpy()
             # Train + calibration rows: the time trend needs the whole period's events.
             raw = booster.predict(
                 np.vstack([X, X_cal]), raw_score=True, num_iteration=booster.best_iteration
             )
-            t = featurizer.column(TIME_FEATURE)
-            months = None if t is None else np.concatenate([X[:, t], X_cal[:, t]])
-            calibrators[outcome] = PlattCalibrator().fit(raw, np.concatenate([y, y_cal]), months)
+            calibrators[outcome] = calibrate_head(
+                featurizer, raw, X, X_cal, y, calibration, outcome
+            )
         info = {"best_iteration": best, "trees": used}
         shipments, events = _count_support(featurizer, train)
-        return cls(featurizer, boosters, calibrators, info, {}, shipments, events)
+        return cls(featurizer, boosters, calibrators, info, {}, shipments, events, causes=causes)
+
+    def add_heads(self, other: RiskModel) -> RiskModel:
+        """This model with ``other``'s heads added (fitted with the same pipeline on the
+        same training rows, e.g. masked at another rate: training/train.py)."""
+        self.boosters.update(other.boosters)
+        self.calibrators.update(other.calibrators)
+        self.causes.update(other.causes)
+        for key, values in other.info.items():
+            self.info.setdefault(key, {}).update(values)
+        return self
 
     # -- scoring -----------------------------------------------------------------------------
     @property
@@ -275,12 +278,21 @@ class RiskModel:
     def raw_scores(self, X: np.ndarray, outcome: str, num_threads: int = 1) -> np.ndarray:
         """Uncalibrated log-odds of one head: the compiled forest when there is one."""
         compiled = self.compiled.get(outcome)
+        threads = num_threads or os.cpu_count() or 1
         if compiled is not None:
-            return compiled(X, num_threads or os.cpu_count() or 1)
-        return self.boosters[outcome].predict(X, raw_score=True, num_threads=num_threads)
+            raw = compiled(X, threads)
+        else:
+            raw = self.boosters[outcome].predict(X, raw_score=True, num_threads=num_threads)
+        second = self.causes.get(outcome)
+        return raw if second is None else second.combine(raw, X, threads)
 
     def feature_importance(self, outcome: str) -> np.ndarray:
-        return self.boosters[outcome].feature_importance(importance_type="gain")
+        """Split gain per feature (both causes' trees for a two-cause head)."""
+        gain = self.boosters[outcome].feature_importance(importance_type="gain")
+        second = self.causes.get(outcome)
+        if second is not None:
+            gain = gain + second.booster.feature_importance(importance_type="gain")
+        return gain
 
     # -- storage -----------------------------------------------------------------------------
     def save(self, directory: Path) -> Path:
@@ -290,26 +302,28 @@ class RiskModel:
         files: dict[str, str] = {}
         for outcome, booster in self.boosters.items():
             name = f"booster_{outcome}.txt"
-            _write_text(directory / name, booster.model_to_string())
-            files[name] = _sha256(directory / name)
-        _write_text(directory / PIPELINE_FILE, json.dumps(self.featurizer.to_dict(), indent=1))
-        files[PIPELINE_FILE] = _sha256(directory / PIPELINE_FILE)
+            write_text(directory / name, model_text(booster))
+            files[name] = sha256_file(directory / name)
+        write_text(directory / PIPELINE_FILE, json.dumps(self.featurizer.to_dict(), indent=1))
+        files[PIPELINE_FILE] = sha256_file(directory / PIPELINE_FILE)
         calibration = {o: asdict(c) for o, c in self.calibrators.items()}
-        _write_text(directory / CALIBRATION_FILE, json.dumps(calibration, indent=1))
-        files[CALIBRATION_FILE] = _sha256(directory / CALIBRATION_FILE)
+        write_text(directory / CALIBRATION_FILE, json.dumps(calibration, indent=1))
+        files[CALIBRATION_FILE] = sha256_file(directory / CALIBRATION_FILE)
         if self.support is not None:
             stored = {"shipments": self.support, "events": self.support_events or {}}
-            _write_text(directory / SUPPORT_FILE, json.dumps(stored, indent=0, sort_keys=True))
-            files[SUPPORT_FILE] = _sha256(directory / SUPPORT_FILE)
+            write_text(directory / SUPPORT_FILE, json.dumps(stored, indent=0, sort_keys=True))
+            files[SUPPORT_FILE] = sha256_file(directory / SUPPORT_FILE)
         if self.priors:
             priors = {o: p.to_dict() for o, p in self.priors.items()}
-            _write_text(directory / PRIORS_FILE, json.dumps(priors, indent=1))
-            files[PRIORS_FILE] = _sha256(directory / PRIORS_FILE)
+            write_text(directory / PRIORS_FILE, json.dumps(priors, indent=1))
+            files[PRIORS_FILE] = sha256_file(directory / PRIORS_FILE)
         if self.recalibration:
-            _write_text(directory / RECALIBRATION_FILE, dump_recalibration(self.recalibration))
-            files[RECALIBRATION_FILE] = _sha256(directory / RECALIBRATION_FILE)
-        manifest = {"format_version": FORMAT_VERSION, "files": files, "info": self.info}
-        _write_text(directory / MANIFEST, json.dumps(manifest, indent=1))
+            write_text(directory / RECALIBRATION_FILE, dump_recalibration(self.recalibration))
+            files[RECALIBRATION_FILE] = sha256_file(directory / RECALIBRATION_FILE)
+        files.update(save_causes(directory, self.causes))
+        version = FORMAT_WITH_CAUSES if self.causes else FORMAT_VERSION
+        manifest = {"format_version": version, "files": files, "info": self.info}
+        write_text(directory / MANIFEST, json.dumps(manifest, indent=1))
         return directory
 
     @classmethod
@@ -329,7 +343,13 @@ class RiskModel:
         featurizer = _load_featurizer(directory)
         calibration = json.loads((directory / CALIBRATION_FILE).read_text())
         calibrators = {o: PlattCalibrator(**calibration[o]) for o in heads}
-        _check_consistent(directory, featurizer, boosters, calibrators)
+        causes = load_causes(directory, manifest, heads)
+        _check_consistent(
+            directory,
+            featurizer,
+            {**boosters, **{f"{o}_{SECOND_SUFFIX}": c.booster for o, c in causes.items()}},
+            calibrators,
+        )
         compiled = {}
         if compile_trees:
             for o in heads:
@@ -339,6 +359,15 @@ class RiskModel:
                     featurizer.categorical_features_,
                     featurizer.reference_,
                 )
+                second = causes.get(o)
+                if second is not None and scorer is not None:
+                    second.compiled = compile_head(
+                        directory / f"booster_{o}_{SECOND_SUFFIX}.txt",
+                        second.booster,
+                        featurizer.categorical_features_,
+                        featurizer.reference_,
+                    )
+                    scorer = scorer if second.compiled is not None else None
                 if scorer is not None:
                     compiled[o] = scorer
         info = dict(manifest.get("info", {}))
@@ -357,7 +386,16 @@ class RiskModel:
         if RECALIBRATION_FILE in manifest["files"]:
             recal = read_recalibration((directory / RECALIBRATION_FILE).read_text(), heads)
         return cls(
-            featurizer, boosters, calibrators, info, compiled, support, events, priors, recal
+            featurizer,
+            boosters,
+            calibrators,
+            info,
+            compiled,
+            support,
+            events,
+            priors,
+            recal,
+            causes=causes,
         )
 
     def support_cells(
@@ -398,6 +436,11 @@ class RiskModel:
 
     def checksums(self, directory: Path) -> dict[str, str]:
         return dict(read_manifest(Path(directory))["files"])
+
+
+def _head_raw(booster: lgb.Booster, second: SecondCause, X: np.ndarray) -> np.ndarray:
+    """A two-cause head's raw score while fitting (LightGBM, every thread)."""
+    return second.combine(booster.predict(X, raw_score=True), X, os.cpu_count() or 1)
 
 
 def _count_support(
@@ -464,43 +507,3 @@ def _check_consistent(
         raise IncompatibleModelError(
             f"model {Path(directory).name}: calibrated on {TIME_FEATURE}, not in its features"
         )
-
-
-def read_manifest(directory: Path) -> dict[str, Any]:
-    path = Path(directory) / MANIFEST
-    if not path.is_file():
-        raise ModelIntegrityError(f"{path} is missing: not a shiprisk model directory")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ModelIntegrityError(f"unsupported model format {manifest.get('format_version')}")
-    return manifest
-
-
-def verify_files(directory: Path, manifest: Mapping[str, Any]) -> None:
-    """Raise :class:`ModelIntegrityError` unless every listed file matches its SHA-256."""
-    for name, digest in manifest["files"].items():
-        path = Path(directory) / name
-        if not path.is_file():
-            raise ModelIntegrityError(f"model file {name} is missing")
-        if _sha256(path) != digest:
-            raise ModelIntegrityError(f"checksum mismatch for {name}: refusing to load")
-
-
-def model_digest(directory: Path) -> str:
-    """One short fingerprint of a saved model (hash of its manifest's file checksums)."""
-    files = read_manifest(directory)["files"]
-    joined = "".join(f"{k}={v};" for k, v in sorted(files.items()))
-    return hashlib.sha256(joined.encode()).hexdigest()[:16]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _write_text(path: Path, text: str) -> None:
-    """A crash never leaves a half-written model file."""
-    write_text_atomic(path, text)

@@ -229,9 +229,14 @@ def train_cmd(
     Check a history first with `shiprisk data validate` (it says what train will do).
     """
     from shiprisk.data.mapping import HistoryFileError
+    from shiprisk.training.config import TrainConfigError, load_config
     from shiprisk.training.train import TrainingDataError, train
 
     _use_catalog(catalog)
+    try:
+        load_config(config)  # a bad config is refused before any data is drawn
+    except (TrainConfigError, FileNotFoundError) as exc:
+        _one_line_error("training config refused", exc)
     path = data or _ensure_dataset(rows, seed)
     try:
         train(  # prints what it left out, its progress and a summary

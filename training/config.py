@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "train.yaml"
 
@@ -33,7 +33,12 @@ class MissingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     mask_rate: float = Field(default=0.25, ge=0, lt=1)
+    mask_rate_by_head: dict[str, Annotated[float, Field(ge=0, lt=1)]] = Field(default_factory=dict)
+    """A head trained on rows masked at its own rate (others: ``mask_rate``)."""
     seed: int = 0
+
+    def rate(self, head: str) -> float:
+        return self.mask_rate_by_head.get(head, self.mask_rate)
 
 
 class TrainConfig(BaseModel):
@@ -49,11 +54,23 @@ class TrainConfig(BaseModel):
     missing: MissingConfig = MissingConfig()
 
 
+class TrainConfigError(ValueError):
+    """A training config that is not YAML or does not validate: one line naming the key."""
+
+
 def load_config(path: Path | None = None) -> TrainConfig:
     path = Path(path) if path else DEFAULT_CONFIG
     if not path.is_file():
         raise FileNotFoundError(f"training config not found: {path}")
-    return TrainConfig.model_validate(yaml.safe_load(path.read_text()))
+    try:
+        return TrainConfig.model_validate(yaml.safe_load(path.read_text()))
+    except yaml.YAMLError as exc:
+        raise TrainConfigError(f"{path} is not valid YAML ({exc.__class__.__name__})") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise TrainConfigError(f"{path}: {key}: {first['msg']}{more}") from exc
 
 
 def config_path(path: Path | None) -> Path:

@@ -184,6 +184,7 @@ def recalibrate(base: Base, frame: pd.DataFrame) -> RiskModel:
         model.support_events,
         dict(model.priors),
         recal,
+        causes=model.causes,
     )
 
 

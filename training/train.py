@@ -276,13 +276,24 @@ def fit_risk_model(
     splits: Splits, config: TrainConfig, heads: list[str] | None = None
 ) -> RiskModel:
     """The LightGBM risk model on the (masked) train and calibration slices; outcomes
-    without a head get their priors."""
-    model = RiskModel.fit(
-        *_masked(splits, config),
-        config.lightgbm,
-        early_stopping_share=config.early_stopping_share,
-        heads=heads,
-    )
+    without a head get their priors. Heads with a mask rate of their own
+    (``missing.mask_rate_by_head``) are fitted on slices masked at that rate, with the same
+    feature pipeline, and joined into one model."""
+    rates: dict[float, list[str]] = {config.missing.mask_rate: []}  # first: fits the pipeline
+    for outcome in (o for o in OUTCOMES if heads is None or o in heads):
+        rates.setdefault(config.missing.rate(outcome), []).append(outcome)
+    model: RiskModel | None = None
+    for rate, group in rates.items():
+        if model is None or group:
+            part = RiskModel.fit(
+                *_masked(splits, config, rate),
+                config.lightgbm,
+                early_stopping_share=config.early_stopping_share,
+                featurizer=None if model is None else model.featurizer,
+                heads=group,
+            )
+            model = part if model is None else model.add_heads(part)
+    assert model is not None
     model.priors = _outcome_priors(model)
     return model
 
@@ -346,11 +357,15 @@ def _description(
     return text
 
 
-def _masked(splits: Splits, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train and calibration slices with optional fields blanked at random (test: never)."""
+def _masked(
+    splits: Splits, config: TrainConfig, rate: float | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train and calibration slices with optional fields blanked at random (test: never),
+    at ``rate`` (default: ``missing.mask_rate``)."""
     from shiprisk.features.masking import mask_optional
 
-    rate, seed = config.missing.mask_rate, config.missing.seed
+    rate = config.missing.mask_rate if rate is None else rate
+    seed = config.missing.seed
     return (
         mask_optional(splits.train, rate, seed),
         mask_optional(splits.calibration, rate, seed + 1),
@@ -376,6 +391,8 @@ def _log_params(
     params["baseline.Cs"] = ",".join(str(c) for c in config.baseline.Cs)
     params["dropped_features"] = ",".join(dropped) or "none"
     params["missing.mask_rate"] = config.missing.mask_rate
+    for head, rate in config.missing.mask_rate_by_head.items():
+        params[f"missing.mask_rate.{head}"] = rate
     params["train_from"] = str(splits.train["created_at"].min())
     params["test_from"] = str(splits.test["created_at"].min())
     params["test_to"] = str(splits.test["created_at"].max())

@@ -78,6 +78,8 @@ def test_save_and_load_give_identical_probabilities(champion_model, sim_frame, t
         [
             "booster_loss.txt",
             "booster_reject.txt",
+            "booster_reject_second.txt",
+            "causes.json",
             "pipeline.json",
             "calibration.json",
             "support.json",

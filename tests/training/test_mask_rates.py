@@ -1,0 +1,79 @@
+"""``missing.mask_rate_by_head``: a head trained on rows masked at its own rate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from shiprisk.features import masking
+from shiprisk.models.risk_model import OUTCOMES
+from shiprisk.training.config import MissingConfig, load_config
+from shiprisk.training.train import fit_risk_model, time_split
+
+QUICK = {
+    o: {"num_boost_round": 30, "early_stopping_rounds": 10, "num_leaves": 7, "num_threads": 1}
+    for o in OUTCOMES
+}
+
+
+def test_each_head_is_fitted_on_rows_masked_at_its_own_rate(sim_frame, monkeypatch) -> None:
+    seen: list[tuple[float, int]] = []
+    real = masking.mask_optional
+
+    def recording(frame, rate, seed):
+        seen.append((rate, len(frame)))
+        return real(frame, rate, seed)
+
+    monkeypatch.setattr(masking, "mask_optional", recording)
+    config = load_config()
+    missing = config.missing.model_copy(update={"mask_rate_by_head": {"reject": 0.5}})
+    config = config.model_copy(update={"lightgbm": QUICK, "missing": missing})
+    splits = time_split(sim_frame.iloc[:12_000], config)
+    model = fit_risk_model(splits, config)
+    sizes = (len(splits.train), len(splits.calibration))
+    # the default rate first (it fits the pipeline), then the reject head's own
+    assert [r for r, _ in seen] == [0.25, 0.25, 0.5, 0.5]
+    assert [n for _, n in seen] == [*sizes, *sizes]
+    assert set(model.boosters) == set(OUTCOMES) == set(model.calibrators)
+    assert set(model.info["trees"]) == set(OUTCOMES)
+    probs = model.predict_frame(splits.test)
+    assert np.isfinite(probs.to_numpy()).all() and (probs.to_numpy() > 0).all()
+
+
+def test_a_head_rate_outside_zero_to_one_is_refused() -> None:
+    assert MissingConfig(mask_rate_by_head={"reject": 0.12}).rate("reject") == 0.12
+    assert MissingConfig(mask_rate_by_head={"reject": 0.12}).rate("loss") == 0.25
+    with pytest.raises(ValidationError, match="less than 1"):
+        MissingConfig(mask_rate_by_head={"reject": 1.0})
+
+
+def test_a_bad_training_config_is_one_line_before_any_data_is_drawn(tmp_path, monkeypatch) -> None:
+    """`shiprisk train --config` with a value out of range, an unknown key or broken YAML:
+    one line naming the key, exit 2, no traceback, nothing simulated."""
+    from typer.testing import CliRunner
+
+    from shiprisk.cli import app
+    from shiprisk.settings import get_settings
+    from shiprisk.training.config import DEFAULT_CONFIG
+
+    monkeypatch.setenv("SHIPRISK_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    text = DEFAULT_CONFIG.read_text()
+    cases = {
+        "range.yaml": (
+            text.replace("    reject: 0.12", "    reject: 1.5"),
+            "mask_rate_by_head.reject",
+        ),
+        "key.yaml": (text.replace("  seed: 0", "  seed: 0\n  mask_rat: 3"), "missing.mask_rat"),
+        "yaml.yaml": ("version: [1\n", "not valid YAML"),
+    }
+    for name, (body, named) in cases.items():
+        (tmp_path / name).write_text(body)
+        result = CliRunner().invoke(app, ["train", "--config", str(tmp_path / name)])
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 2, result.output
+        assert len(lines) == 1 and "training config refused" in lines[0] and named in lines[0]
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "home" / "data").exists()
+    get_settings.cache_clear()
