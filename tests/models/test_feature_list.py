@@ -204,7 +204,8 @@ def test_a_booster_reading_another_width_is_refused_at_load(champion_model, tmp_
     """The boosters and the stored feature list must describe the same columns."""
     import json
 
-    from shiprisk.models.risk_model import MANIFEST, PIPELINE_FILE, _sha256
+    from shiprisk.models.risk_model import MANIFEST, PIPELINE_FILE
+    from shiprisk.models.storage import sha256_file
 
     directory = champion_model.save(Path(tmp_path) / "m")
     state = json.loads((directory / PIPELINE_FILE).read_text())
@@ -212,7 +213,7 @@ def test_a_booster_reading_another_width_is_refused_at_load(champion_model, tmp_
     state["reference"] = state["reference"][:-1]
     (directory / PIPELINE_FILE).write_text(json.dumps(state))
     manifest = json.loads((directory / MANIFEST).read_text())
-    manifest["files"][PIPELINE_FILE] = _sha256(directory / PIPELINE_FILE)
+    manifest["files"][PIPELINE_FILE] = sha256_file(directory / PIPELINE_FILE)
     (directory / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ModelIntegrityError, match="booster_loss reads"):
         RiskModel.load(directory)
