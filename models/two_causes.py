@@ -23,7 +23,7 @@ causes start at the same rate q, with 1 - (1 - q)^2 the base rate, so neither is
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,13 +32,13 @@ import lightgbm as lgb
 import numpy as np
 
 from shiprisk.features.definitions import CHANNEL_FEATURES
+from shiprisk.models.compiled import RawScorer
 from shiprisk.models.storage import ModelIntegrityError, sha256_file, write_text
 
 CAUSES_FILE = "causes.json"
 """A saved model's two-cause heads: offsets and names (absent: none)."""
 SECOND_SUFFIX = "second"
 """The second cause's booster file is ``booster_<outcome>_second.txt``."""
-RawScorer = Callable[[np.ndarray, int], np.ndarray]
 
 
 def model_text(booster: lgb.Booster) -> str:
