@@ -66,6 +66,7 @@ from shiprisk.models.two_causes import (
     load_causes,
     model_text,
     save_causes,
+    second_file,
 )
 
 __all__ = [  # what other modules import from here, some defined in models/storage.py
@@ -362,7 +363,7 @@ class RiskModel:
                 second = causes.get(o)
                 if second is not None and scorer is not None:
                     second.compiled = compile_head(
-                        directory / f"booster_{o}_{SECOND_SUFFIX}.txt",
+                        directory / second_file(o),
                         second.booster,
                         featurizer.categorical_features_,
                         featurizer.reference_,

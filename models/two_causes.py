@@ -38,7 +38,11 @@ from shiprisk.models.storage import ModelIntegrityError, sha256_file, write_text
 CAUSES_FILE = "causes.json"
 """A saved model's two-cause heads: offsets and names (absent: none)."""
 SECOND_SUFFIX = "second"
-"""The second cause's booster file is ``booster_<outcome>_second.txt``."""
+
+
+def second_file(outcome: str) -> str:
+    """The file of an outcome's second-cause booster, beside ``booster_<outcome>.txt``."""
+    return f"booster_{outcome}_{SECOND_SUFFIX}.txt"
 
 
 def model_text(booster: lgb.Booster) -> str:
@@ -202,7 +206,7 @@ def save_causes(directory: Path, causes: Mapping[str, SecondCause]) -> dict[str,
         return {}
     files = {}
     for outcome, second in causes.items():
-        name = f"booster_{outcome}_{SECOND_SUFFIX}.txt"
+        name = second_file(outcome)
         write_text(directory / name, model_text(second.booster))
         files[name] = sha256_file(directory / name)
     stored = {o: c.to_dict() for o, c in causes.items()}
@@ -223,7 +227,7 @@ def load_causes(
     for outcome, spec in stored.items():
         if outcome not in heads:
             raise ModelIntegrityError(f"model {directory.name}: {outcome} has no first cause")
-        name = f"booster_{outcome}_{SECOND_SUFFIX}.txt"
+        name = second_file(outcome)
         if name not in manifest["files"]:
             raise ModelIntegrityError(f"model file {name} is missing")
         booster = lgb.Booster(model_str=(directory / name).read_text())
