@@ -15,7 +15,8 @@ simulator's true probabilities, the "decline" option included, and reports:
    every "chosen" cost term at x0.5 and x1.5 (reported, not targets).
 
 ``--rows`` and ``--model-dir`` (a saved RiskModel instead of the bench champion) make a
-smaller run; the CI version is ``tests/training/test_decision_eval.py``.
+smaller run, ``--seed`` another fresh draw (written as ``decisions_cost_model_s<seed>``);
+the CI version is ``tests/training/test_decision_eval.py``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=ROWS)
     parser.add_argument("--model-dir", default=None)
+    parser.add_argument("--seed", type=int, default=SEED, help="fresh draw (default: %(default)s)")
     args = parser.parse_args()
     common.configure_env()
     from pathlib import Path
@@ -51,17 +53,18 @@ def main() -> None:
         scaled_costs,
     )
 
-    report = common.Report("decisions_cost_model", "Decisions under the issue-16 cost model")
+    name = "decisions_cost_model" + ("" if args.seed == SEED else f"_s{args.seed}")
+    report = common.Report(name, "Decisions under the issue-16 cost model")
     if args.model_dir:
         model, source = RiskModel.load(Path(args.model_dir)), args.model_dir
     else:
         champion = common.ensure_champion()
         model, source = RiskModel.load(champion.model_dir), f"bench champion v{champion.version}"
     catalog = load_catalog()
-    frame = common.load_frame(args.rows, SEED)
+    frame = common.load_frame(args.rows, args.seed)
     frame = frame[catalog.eligible(**shipment_arrays(catalog, frame)).any(axis=1)]
     frame = frame.reset_index(drop=True)
-    common.log(f"{len(frame):,} fresh shipments (seed {SEED}), model: {source}")
+    common.log(f"{len(frame):,} fresh shipments (seed {args.seed}), model: {source}")
     probs = model_probabilities(model, catalog, frame)
 
     main_run = evaluate_decisions(frame, None, costs=SellerCosts(), catalog=catalog, probs=probs)
@@ -127,7 +130,7 @@ def main() -> None:
                 f"{worst:.3f})", run.share_of_oracle_saving, fmt="{:.3f}",
             )  # fmt: skip
     report.details.update(
-        rows=len(frame), seed=SEED, model=source, main=main_run.__dict__,
+        rows=len(frame), seed=args.seed, model=source, main=main_run.__dict__,
         today=today.__dict__, over_500=high_run.__dict__, sensitivity=sensitivity,
     )  # fmt: skip
     report.write()
