@@ -130,6 +130,20 @@ def mask_optional(frame: pd.DataFrame, rate: float, seed: int = 0) -> pd.DataFra
     return out
 
 
+def with_masked_copies(
+    frame: pd.DataFrame, rate: float, share: float, seed: int = 0
+) -> pd.DataFrame:
+    """Every row of ``frame`` as recorded plus a copy, masked at ``rate`` (:func:`mask_optional`),
+    of a random ``share`` of the rows, in ``created_at`` order (a copy next to its row): the
+    model learns the answer for a missing field without fewer rows with the field."""
+    if not 0.0 < share <= 1.0:
+        raise ValueError("the share of masked copies must be in (0, 1]")
+    rng = np.random.default_rng([seed, 1])
+    copies = mask_optional(frame[rng.random(len(frame)) < share], rate, seed)
+    both = pd.concat([frame, copies], ignore_index=True)
+    return both.sort_values("created_at", kind="stable").reset_index(drop=True)
+
+
 def blanked(values: pd.Series, rows: np.ndarray) -> pd.Series:
     """``values`` with ``rows`` unknown: NaN for numbers and true/false (as float64), NA for
     text; the dtype validation gives a column with blank cells."""

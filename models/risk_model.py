@@ -137,6 +137,7 @@ class RiskModel:
         early_stopping_share: float = 0.15,
         featurizer: ShipmentFeaturizer | None = None,
         heads: Sequence[str] | None = None,
+        support_rows: pd.DataFrame | None = None,
     ) -> RiskModel:
         """Fit both heads on ``train`` (its newest slice for early stopping), then calibrate
         on ``train`` + ``calibration`` (see :class:`PlattCalibrator`). ``params[outcome]``
@@ -149,7 +150,9 @@ class RiskModel:
         (``len(train) / early-stopping cut``), and ``two_causes`` (the head as two competing
         causes, each with the features it must never split on; models/two_causes.py).
         ``heads``: the outcomes to train a head for (default: all); the others need
-        :attr:`priors` before the model scores."""
+        :attr:`priors` before the model scores. ``support_rows``: the shipments the support
+        counts describe (default: ``train``; the unmasked slice when ``train`` holds masked
+        copies)."""
         featurizer = featurizer or ShipmentFeaturizer().fit(train)
         X = featurizer.transform(train)
         X_cal = featurizer.transform(calibration)
@@ -206,7 +209,9 @@ class RiskModel:
                 featurizer, raw, X, X_cal, y, calibration, outcome
             )
         info = {"best_iteration": best, "trees": used}
-        shipments, events = _count_support(featurizer, train)
+        shipments, events = _count_support(
+            featurizer, train if support_rows is None else support_rows
+        )
         return cls(featurizer, boosters, calibrators, info, {}, shipments, events, causes=causes)
 
     def add_heads(self, other: RiskModel) -> RiskModel:

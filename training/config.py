@@ -35,10 +35,19 @@ class MissingConfig(BaseModel):
     mask_rate: float = Field(default=0.25, ge=0, lt=1)
     mask_rate_by_head: dict[str, Annotated[float, Field(ge=0, lt=1)]] = Field(default_factory=dict)
     """A head trained on rows masked at its own rate (others: ``mask_rate``)."""
+    masked_copies_by_head: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=dict
+    )
+    """A head trained on every row as recorded plus a masked copy of this share of the rows
+    (others: on masked rows only)."""
     seed: int = 0
 
     def rate(self, head: str) -> float:
         return self.mask_rate_by_head.get(head, self.mask_rate)
+
+    def copies(self, head: str) -> float:
+        """The share of rows added as masked copies for ``head`` (0: rows masked in place)."""
+        return self.masked_copies_by_head.get(head, 0.0)
 
 
 class TrainConfig(BaseModel):

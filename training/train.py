@@ -276,21 +276,24 @@ def fit_risk_model(
     splits: Splits, config: TrainConfig, heads: list[str] | None = None
 ) -> RiskModel:
     """The LightGBM risk model on the (masked) train and calibration slices; outcomes
-    without a head get their priors. Heads with a mask rate of their own
-    (``missing.mask_rate_by_head``) are fitted on slices masked at that rate, with the same
-    feature pipeline, and joined into one model."""
-    rates: dict[float, list[str]] = {config.missing.mask_rate: []}  # first: fits the pipeline
+    without a head get their priors. Heads with a masking of their own
+    (``missing.mask_rate_by_head``, ``missing.masked_copies_by_head``) are fitted on slices
+    masked their way, with the same feature pipeline, and joined into one model."""
+    first = (config.missing.mask_rate, 0.0)  # first: fits the pipeline
+    ways: dict[tuple[float, float], list[str]] = {first: []}
     for outcome in (o for o in OUTCOMES if heads is None or o in heads):
-        rates.setdefault(config.missing.rate(outcome), []).append(outcome)
+        way = (config.missing.rate(outcome), config.missing.copies(outcome))
+        ways.setdefault(way, []).append(outcome)
     model: RiskModel | None = None
-    for rate, group in rates.items():
+    for (rate, copies), group in ways.items():
         if model is None or group:
             part = RiskModel.fit(
-                *_masked(splits, config, rate),
+                *_masked(splits, config, rate, copies),
                 config.lightgbm,
                 early_stopping_share=config.early_stopping_share,
                 featurizer=None if model is None else model.featurizer,
                 heads=group,
+                support_rows=splits.train,
             )
             model = part if model is None else model.add_heads(part)
     assert model is not None
@@ -358,14 +361,20 @@ def _description(
 
 
 def _masked(
-    splits: Splits, config: TrainConfig, rate: float | None = None
+    splits: Splits, config: TrainConfig, rate: float | None = None, copies: float = 0.0
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train and calibration slices with optional fields blanked at random (test: never),
-    at ``rate`` (default: ``missing.mask_rate``)."""
-    from shiprisk.features.masking import mask_optional
+    at ``rate`` (default: ``missing.mask_rate``); with ``copies`` > 0, every row as recorded
+    plus a masked copy of that share of the rows, in time order."""
+    from shiprisk.features.masking import mask_optional, with_masked_copies
 
     rate = config.missing.mask_rate if rate is None else rate
     seed = config.missing.seed
+    if copies > 0:
+        return (
+            with_masked_copies(splits.train, rate, copies, seed),
+            with_masked_copies(splits.calibration, rate, copies, seed + 1),
+        )
     return (
         mask_optional(splits.train, rate, seed),
         mask_optional(splits.calibration, rate, seed + 1),

@@ -1,4 +1,5 @@
-"""``missing.mask_rate_by_head``: a head trained on rows masked at its own rate."""
+"""``missing.mask_rate_by_head``: a head trained on rows masked at its own rate;
+``missing.masked_copies_by_head``: a head trained on every row plus masked copies."""
 
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ def test_each_head_is_fitted_on_rows_masked_at_its_own_rate(sim_frame, monkeypat
 
     monkeypatch.setattr(masking, "mask_optional", recording)
     config = load_config()
-    missing = config.missing.model_copy(update={"mask_rate_by_head": {"reject": 0.5}})
+    missing = config.missing.model_copy(
+        update={"mask_rate_by_head": {"reject": 0.5}, "masked_copies_by_head": {}}
+    )
     config = config.model_copy(update={"lightgbm": QUICK, "missing": missing})
     splits = time_split(sim_frame.iloc[:12_000], config)
     model = fit_risk_model(splits, config)
@@ -39,6 +42,50 @@ def test_each_head_is_fitted_on_rows_masked_at_its_own_rate(sim_frame, monkeypat
     assert set(model.info["trees"]) == set(OUTCOMES)
     probs = model.predict_frame(splits.test)
     assert np.isfinite(probs.to_numpy()).all() and (probs.to_numpy() > 0).all()
+
+
+def test_masked_copies_keep_every_row_as_recorded_and_add_masked_twins(sim_frame) -> None:
+    frame = sim_frame.iloc[:4_000].sort_values("created_at", kind="stable")
+    both = masking.with_masked_copies(frame, 0.5, 1.0, seed=3)
+    assert len(both) == 2 * len(frame)
+    assert both["created_at"].is_monotonic_increasing
+    field = "goods_category"
+    # each shipment appears twice: once as recorded, once with fields blanked at ~50 %
+    twins = both.groupby("shipment_id")[field].agg(lambda v: int(v.isna().sum()))
+    assert set(twins.index) == set(frame["shipment_id"]) and twins.max() <= 1
+    assert 0.4 < twins.mean() < 0.6
+    recorded = both.drop_duplicates("shipment_id", keep=False)
+    assert recorded.empty
+    half = masking.with_masked_copies(frame, 0.5, 0.5, seed=3)
+    assert 1.4 * len(frame) < len(half) < 1.6 * len(frame)
+    with pytest.raises(ValueError, match="share of masked copies"):
+        masking.with_masked_copies(frame, 0.5, 0.0)
+
+
+def test_a_head_with_masked_copies_trains_on_them_and_support_counts_each_row_once(
+    sim_frame, monkeypatch
+) -> None:
+    seen: list[tuple[float, int]] = []
+    real = masking.mask_optional
+
+    def recording(frame, rate, seed):
+        seen.append((rate, len(frame)))
+        return real(frame, rate, seed)
+
+    monkeypatch.setattr(masking, "mask_optional", recording)
+    config = load_config()
+    missing = config.missing.model_copy(
+        update={"mask_rate_by_head": {}, "masked_copies_by_head": {"loss": 1.0}}
+    )
+    config = config.model_copy(update={"lightgbm": QUICK, "missing": missing})
+    splits = time_split(sim_frame.iloc[:12_000], config)
+    model = fit_risk_model(splits, config)
+    sizes = (len(splits.train), len(splits.calibration))
+    # the reject head on rows masked in place (it fits the pipeline), the loss head on every
+    # row plus a masked copy of each (share 1.0)
+    assert seen == [(0.25, sizes[0]), (0.25, sizes[1])] * 2
+    assert set(model.boosters) == set(OUTCOMES)
+    assert sum(model.support.values()) == len(splits.train)
 
 
 def test_a_head_rate_outside_zero_to_one_is_refused() -> None:
