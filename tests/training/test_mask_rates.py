@@ -18,15 +18,21 @@ QUICK = {
 }
 
 
-def test_each_head_is_fitted_on_rows_masked_at_its_own_rate(sim_frame, monkeypatch) -> None:
-    seen: list[tuple[float, int]] = []
+@pytest.fixture
+def seen(monkeypatch) -> list[tuple[float, int]]:
+    """(rate, rows) of every ``mask_optional`` call while the test trains."""
+    calls: list[tuple[float, int]] = []
     real = masking.mask_optional
 
     def recording(frame, rate, seed):
-        seen.append((rate, len(frame)))
+        calls.append((rate, len(frame)))
         return real(frame, rate, seed)
 
     monkeypatch.setattr(masking, "mask_optional", recording)
+    return calls
+
+
+def test_each_head_is_fitted_on_rows_masked_at_its_own_rate(sim_frame, seen) -> None:
     config = load_config()
     missing = config.missing.model_copy(
         update={"mask_rate_by_head": {"reject": 0.5}, "masked_copies_by_head": {}}
@@ -63,16 +69,8 @@ def test_masked_copies_keep_every_row_as_recorded_and_add_masked_twins(sim_frame
 
 
 def test_a_head_with_masked_copies_trains_on_them_and_support_counts_each_row_once(
-    sim_frame, monkeypatch
+    sim_frame, seen
 ) -> None:
-    seen: list[tuple[float, int]] = []
-    real = masking.mask_optional
-
-    def recording(frame, rate, seed):
-        seen.append((rate, len(frame)))
-        return real(frame, rate, seed)
-
-    monkeypatch.setattr(masking, "mask_optional", recording)
     config = load_config()
     missing = config.missing.model_copy(
         update={"mask_rate_by_head": {}, "masked_copies_by_head": {"loss": 1.0}}
