@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -48,6 +49,16 @@ class MissingConfig(BaseModel):
     def copies(self, head: str) -> float:
         """The share of rows added as masked copies for ``head`` (0: rows masked in place)."""
         return self.masked_copies_by_head.get(head, 0.0)
+
+    def ways(
+        self, outcomes: Sequence[str], heads: Sequence[str] | None = None
+    ) -> dict[tuple[float, float], list[str]]:
+        """The heads to train (default: all ``outcomes``) grouped by (mask rate, copies), the
+        default way first (it fits the feature pipeline, even with no head of its own)."""
+        ways: dict[tuple[float, float], list[str]] = {(self.mask_rate, 0.0): []}
+        for outcome in (o for o in outcomes if heads is None or o in heads):
+            ways.setdefault((self.rate(outcome), self.copies(outcome)), []).append(outcome)
+        return ways
 
 
 class TrainConfig(BaseModel):

@@ -279,13 +279,8 @@ def fit_risk_model(
     without a head get their priors. Heads with a masking of their own
     (``missing.mask_rate_by_head``, ``missing.masked_copies_by_head``) are fitted on slices
     masked their way, with the same feature pipeline, and joined into one model."""
-    first = (config.missing.mask_rate, 0.0)  # first: fits the pipeline
-    ways: dict[tuple[float, float], list[str]] = {first: []}
-    for outcome in (o for o in OUTCOMES if heads is None or o in heads):
-        way = (config.missing.rate(outcome), config.missing.copies(outcome))
-        ways.setdefault(way, []).append(outcome)
     model: RiskModel | None = None
-    for (rate, copies), group in ways.items():
+    for (rate, copies), group in config.missing.ways(OUTCOMES, heads).items():
         if model is None or group:
             part = RiskModel.fit(
                 *_masked(splits, config, rate, copies),
@@ -368,17 +363,14 @@ def _masked(
     plus a masked copy of that share of the rows, in time order."""
     from shiprisk.features.masking import mask_optional, with_masked_copies
 
-    rate = config.missing.mask_rate if rate is None else rate
-    seed = config.missing.seed
-    if copies > 0:
-        return (
-            with_masked_copies(splits.train, rate, copies, seed),
-            with_masked_copies(splits.calibration, rate, copies, seed + 1),
-        )
-    return (
-        mask_optional(splits.train, rate, seed),
-        mask_optional(splits.calibration, rate, seed + 1),
-    )
+    rate, seed = config.missing.mask_rate if rate is None else rate, config.missing.seed
+
+    def mask(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+        if copies > 0:
+            return with_masked_copies(frame, rate, copies, seed)
+        return mask_optional(frame, rate, seed)
+
+    return mask(splits.train, seed), mask(splits.calibration, seed + 1)
 
 
 def _blind(frame: pd.DataFrame, fields: tuple[str, ...]) -> pd.DataFrame:

@@ -122,3 +122,17 @@ def test_a_bad_training_config_is_one_line_before_any_data_is_drawn(tmp_path, mo
         assert "Traceback" not in result.output
     assert not (tmp_path / "home" / "data").exists()
     get_settings.cache_clear()
+
+
+def test_heads_are_grouped_by_their_masking_with_the_default_way_first() -> None:
+    missing = MissingConfig(mask_rate_by_head={"reject": 0.12}, masked_copies_by_head={"loss": 1})
+    ways = missing.ways(("loss", "reject"))
+    # the default way comes first even without a head: it fits the feature pipeline
+    assert list(ways.items()) == [
+        ((0.25, 0.0), []),
+        ((0.25, 1.0), ["loss"]),
+        ((0.12, 0.0), ["reject"]),
+    ]
+    assert MissingConfig().ways(("loss", "reject"), ["reject"]) == {(0.25, 0.0): ["reject"]}
+    with pytest.raises(ValidationError):
+        MissingConfig(masked_copies_by_head={"loss": 1.5})
