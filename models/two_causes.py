@@ -8,10 +8,12 @@ the two: on the confounded history (sellers send valuable, duty-paying goods by 
 they trust) it learned part of the customs risk of a high-value parcel as a property of the
 channel that usually carried it, and carried that to every other channel. Here each cause is
 its own LightGBM ensemble that only sees its own features (``configs/train.yaml``: the
-customs part never sees the channel, the buyer part never sees the customs paperwork), the
-two are boosted together on the one observed outcome, and their probabilities combine as
-independent causes. The head's raw score is the log-odds of the combined probability, so
-calibration, explanations and the scoring path treat it as any head.
+customs part never sees the channel, the buyer part never sees the customs paperwork nor
+what the parcel is, its declared value and goods, so how refusal varies with value is the
+same on every channel rather than learned per channel from the few valuable parcels each
+carried), the two are boosted together on the one observed outcome, and their probabilities
+combine as independent causes. The head's raw score is the log-odds of the combined
+probability, so calibration, explanations and the scoring path treat it as any head.
 
 Boosting: each round grows one tree per cause on the log-loss gradient of the combined
 probability with respect to that cause's score (Fisher scoring for the hessian), with the
