@@ -225,13 +225,22 @@ def test_the_world_is_not_easy(
 
 def test_a_head_never_splits_on_the_features_it_excludes(champion_model) -> None:
     """``exclude`` in configs/train.yaml: the loss head takes declared value only through the
-    cross-channel theft exposure; the reject head, which may use value, does split on it."""
+    cross-channel theft exposure; the reject head, which may use value (in its customs part,
+    the same on every channel), does split on it."""
     excluded = load_config().lightgbm["loss"]["exclude"]
     names = champion_model.featurizer.feature_names_
+    boosters = {
+        "loss": [champion_model.boosters["loss"]],
+        "reject": [champion_model.boosters["reject"], champion_model.causes["reject"].booster],
+    }
     used = {}
-    for outcome in ("loss", "reject"):
-        splits = champion_model.boosters[outcome].feature_importance(importance_type="split")
-        used[outcome] = {name for name, count in zip(names, splits, strict=True) if count > 0}
+    for outcome, parts in boosters.items():
+        used[outcome] = {
+            name
+            for booster in parts
+            for name, count in zip(names, booster.feature_importance("split"), strict=True)
+            if count > 0
+        }
     assert not used["loss"] & set(excluded)
     assert "theft_exposure" in used["loss"]
     assert used["reject"] & set(excluded)
