@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "train.yaml"
 
@@ -73,6 +73,37 @@ class TrainConfig(BaseModel):
     promotion: PromotionConfig = PromotionConfig()
     missing: MissingConfig = MissingConfig()
 
+    @field_validator("lightgbm")
+    @classmethod
+    def _known_features(cls, heads: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """A misspelt feature in ``monotone`` or ``exclude`` would silently constrain
+        nothing (a feature the history lacks is skipped at fit time, so the fit cannot tell)."""
+        for head, params in heads.items():
+            for where, named in _named_features(params):
+                unknown = [str(n) for n in named if not _is_feature(str(n))]
+                if unknown:
+                    raise ValueError(
+                        f"{head}.{where}: unknown feature {unknown[0]!r} (the features are "
+                        "listed in features/definitions.py; seller extras are extra.<name>)"
+                    )
+        return heads
+
+
+def _named_features(params: dict[str, Any]) -> list[tuple[str, list[Any]]]:
+    """(where, feature names) of a head's ``monotone``, ``exclude`` and causes' ``exclude``."""
+    found = [("monotone", list(params.get("monotone") or {})), ("exclude", params.get("exclude"))]
+    for i, cause in enumerate(params.get("two_causes") or []):
+        if isinstance(cause, dict):
+            found.append((f"two_causes.{i}.exclude", cause.get("exclude")))
+    return [(where, list(named)) for where, named in found if named]
+
+
+def _is_feature(name: str) -> bool:
+    from shiprisk.features.definitions import FEATURES
+    from shiprisk.features.extra_features import is_extra
+
+    return name in FEATURES or is_extra(name)
+
 
 class TrainConfigError(ValueError):
     """A training config that is not YAML or does not validate: one line naming the key."""
@@ -90,7 +121,8 @@ def load_config(path: Path | None = None) -> TrainConfig:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "(top level)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise TrainConfigError(f"{path}: {key}: {first['msg']}{more}") from exc
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        raise TrainConfigError(f"{path}: {key}: {msg}{more}") from exc
 
 
 def config_path(path: Path | None) -> Path:

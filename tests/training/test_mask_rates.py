@@ -94,8 +94,9 @@ def test_a_head_rate_outside_zero_to_one_is_refused() -> None:
 
 
 def test_a_bad_training_config_is_one_line_before_any_data_is_drawn(tmp_path, monkeypatch) -> None:
-    """`shiprisk train --config` with a value out of range, an unknown key or broken YAML:
-    one line naming the key, exit 2, no traceback, nothing simulated."""
+    """`shiprisk train --config` with a value out of range, an unknown key, broken YAML or a
+    misspelt feature in a head's constraints (which would constrain nothing): one line naming
+    the key, exit 2, no traceback, nothing simulated."""
     from typer.testing import CliRunner
 
     from shiprisk.cli import app
@@ -112,6 +113,14 @@ def test_a_bad_training_config_is_one_line_before_any_data_is_drawn(tmp_path, mo
         ),
         "key.yaml": (text.replace("  seed: 0", "  seed: 0\n  mask_rat: 3"), "missing.mask_rat"),
         "yaml.yaml": ("version: [1\n", "not valid YAML"),
+        "cause.yaml": (
+            text.replace("goods_category, soft_pack", "goods_categry, soft_pack"),
+            "reject.two_causes.0.exclude: unknown feature 'goods_categry'",
+        ),
+        "monotone.yaml": (
+            text.replace("      address_risk: 1", "      adress_risk: 1"),
+            "loss.monotone: unknown feature 'adress_risk'",
+        ),
     }
     for name, (body, named) in cases.items():
         (tmp_path / name).write_text(body)
