@@ -78,9 +78,12 @@ class TrainConfig(BaseModel):
     def _known_features(cls, heads: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """A misspelt feature in ``monotone`` or ``exclude`` would silently constrain
         nothing (a feature the history lacks is skipped at fit time, so the fit cannot tell)."""
+        from shiprisk.features.definitions import FEATURES
+        from shiprisk.features.extra_features import is_extra
+
         for head, params in heads.items():
             for where, named in _named_features(params):
-                unknown = [str(n) for n in named if not _is_feature(str(n))]
+                unknown = [str(n) for n in named if str(n) not in FEATURES and not is_extra(str(n))]
                 if unknown:
                     raise ValueError(
                         f"{head}.{where}: unknown feature {unknown[0]!r} (the features are "
@@ -96,13 +99,6 @@ def _named_features(params: dict[str, Any]) -> list[tuple[str, list[Any]]]:
         if isinstance(cause, dict):
             found.append((f"two_causes.{i}.exclude", cause.get("exclude")))
     return [(where, list(named)) for where, named in found if named]
-
-
-def _is_feature(name: str) -> bool:
-    from shiprisk.features.definitions import FEATURES
-    from shiprisk.features.extra_features import is_extra
-
-    return name in FEATURES or is_extra(name)
 
 
 class TrainConfigError(ValueError):
